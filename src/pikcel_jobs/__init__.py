@@ -1,0 +1,1 @@
+"""pikcel-jobs: job tracking for the PikcelAI Shopify app."""

@@ -1,0 +1,1 @@
+"""Simulators of PikcelAI and Shopify (never imported by pikcel_jobs)."""
