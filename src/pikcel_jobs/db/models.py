@@ -1,0 +1,20 @@
+"""Imports every model so `Base.metadata` is complete (Alembic, tests)."""
+
+from pikcel_jobs.analytics.rollups import JobRollup
+from pikcel_jobs.batches.models import JobBatch
+from pikcel_jobs.db.base import Base
+from pikcel_jobs.events.models import JobEvent
+from pikcel_jobs.jobs.models import Job, JobAttempt
+from pikcel_jobs.shops.models import Shop
+from pikcel_jobs.webhooks.models import WebhookReceipt
+
+__all__ = [
+    "Base",
+    "Job",
+    "JobAttempt",
+    "JobBatch",
+    "JobEvent",
+    "JobRollup",
+    "Shop",
+    "WebhookReceipt",
+]
