@@ -94,7 +94,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise SettingsError(f"setting {name} is malformed: {first['msg']}") from None
+        raise SettingsError(
+            f"setting {name} is malformed: {str(first['msg']).removeprefix('Value error, ')}"
+        ) from None
 
 
 @lru_cache(maxsize=1)

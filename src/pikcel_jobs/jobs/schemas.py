@@ -15,7 +15,7 @@ from pikcel_jobs.jobs.states import JobStatus, PushStatus
 
 Priority = Literal["low", "normal", "high", "urgent"]
 MAX_PAGE_SIZE = 100
-ID_PATTERN = r"^[A-Za-z0-9_\-:/.]{1,100}$"
+ID_PATTERN = r"^(gid://shopify/[A-Za-z]+/[0-9]{1,20}|[0-9]{1,20})$"  # a GID or a numeric id
 
 
 class JobFilter(ApiInput):

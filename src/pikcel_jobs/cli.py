@@ -1,0 +1,66 @@
+"""The `pikcel-jobs` command: migrate, serve, worker, demo, simulators."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from pikcel_jobs.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="Job tracking for the PikcelAI Shopify app.", no_args_is_help=True)
+sim_app = typer.Typer(
+    help="Run the PikcelAI or Shopify simulator on its own.", no_args_is_help=True
+)
+app.add_typer(sim_app, name="sim")
+
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def require_or_exit(settings: Settings, *names: str) -> None:
+    try:
+        settings.require(*names)
+    except SettingsError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database (DATABASE_URL) to the newest schema."""
+    from pikcel_jobs.db.migrate import current_revision, upgrade
+
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+    typer.echo(f"database at revision {current_revision(settings.database_url)}")
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run the web app (production: PostgreSQL, any number of processes)."""
+    import uvicorn
+
+    from pikcel_jobs.app import create_app
+    from pikcel_jobs.core.logging import configure_logging
+
+    settings = settings_or_exit()
+    require_or_exit(
+        settings, "pikcel_api_key", "pikcel_webhook_secret", "shopify_api_key",
+        "shopify_api_secret", "session_secret",
+    )  # fmt: skip
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+
+
+def main() -> None:  # pragma: no cover - console entry point wrapper
+    sys.exit(app())

@@ -1,0 +1,72 @@
+"""Who is asking: the shop from a Shopify session token, or from our signed session
+cookie in standalone mode (demo, local use without Shopify admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from pikcel_jobs.config import Settings
+from pikcel_jobs.core.errors import Unauthorized
+
+SESSION_COOKIE = "pikcel_session"
+SESSION_MAX_AGE = 7 * 24 * 3600
+RETRY_HEADER = {"X-Shopify-Retry-Invalid-Session-Request": "1"}
+
+
+class InvalidSession(Unauthorized):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="INVALID_SESSION")
+        self.headers = RETRY_HEADER
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    secret = (
+        settings.session_secret.get_secret_value() or settings.shopify_api_secret.get_secret_value()
+    )
+    if not secret:
+        raise InvalidSession("sessions are not configured: set SESSION_SECRET")
+    return URLSafeTimedSerializer(secret, salt="pikcel-session")
+
+
+def sign_session(settings: Settings, shop: str) -> str:
+    return _serializer(settings).dumps({"shop": shop})
+
+
+def shop_from_cookie(settings: Settings, value: str) -> str:
+    try:
+        data = _serializer(settings).loads(value, max_age=SESSION_MAX_AGE)
+    except BadSignature as exc:
+        raise InvalidSession("your session has expired; open the app again") from exc
+    return str(data["shop"])
+
+
+def shop_from_session_token(settings: Settings, token: str) -> str:
+    from pikcel_jobs.shopify.session_token import InvalidSessionToken, verify_session_token
+
+    try:
+        claims = verify_session_token(
+            token, settings.shopify_api_key, settings.shopify_api_secret.get_secret_value()
+        )
+    except InvalidSessionToken as exc:
+        raise InvalidSession(f"the session token was refused: {exc}") from exc
+    return claims.shop
+
+
+def current_shop(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return shop_from_session_token(settings, header[7:].strip())
+    id_token = request.query_params.get("id_token")
+    if id_token:  # first embedded page load
+        return shop_from_session_token(settings, id_token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return shop_from_cookie(settings, cookie)
+    raise InvalidSession("sign in through Shopify admin to use this app")
+
+
+ShopDomain = Annotated[str, Depends(current_shop)]
