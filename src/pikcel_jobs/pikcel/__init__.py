@@ -1,0 +1,70 @@
+"""PikcelAI: the HTTP client, its errors and limiter, and webhook verification."""
+
+from .client import PikcelClient, new_idempotency_key, parse_retry_after
+from .errors import (
+    PikcelAPIError,
+    PikcelAuthError,
+    PikcelBadResponse,
+    PikcelError,
+    PikcelInsufficientCredits,
+    PikcelNetworkError,
+    PikcelNotFound,
+    PikcelRateLimited,
+    PikcelServerError,
+    PikcelValidationError,
+)
+from .limiter import RateLimiter, shared_limiter
+from .schemas import (
+    TERMINAL_STATUSES,
+    BulkImage,
+    BulkJob,
+    Job,
+    JobPage,
+    JobStatus,
+    Profile,
+    Subscription,
+    Template,
+    Tool,
+    Upload,
+    WebhookEvent,
+)
+from .webhooks import (
+    WebhookPayloadError,
+    WebhookVerificationError,
+    parse_webhook,
+    verify_webhook,
+)
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "BulkImage",
+    "BulkJob",
+    "Job",
+    "JobPage",
+    "JobStatus",
+    "PikcelAPIError",
+    "PikcelAuthError",
+    "PikcelBadResponse",
+    "PikcelClient",
+    "PikcelError",
+    "PikcelInsufficientCredits",
+    "PikcelNetworkError",
+    "PikcelNotFound",
+    "PikcelRateLimited",
+    "PikcelServerError",
+    "PikcelValidationError",
+    "Profile",
+    "RateLimiter",
+    "Subscription",
+    "Template",
+    "Tool",
+    "Upload",
+    "WebhookEvent",
+    "WebhookPayloadError",
+    "WebhookVerificationError",
+    "new_idempotency_key",
+    "parse_retry_after",
+    "parse_webhook",
+    "shared_limiter",
+    "verify_webhook",
+]

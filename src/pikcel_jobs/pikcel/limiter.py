@@ -1,0 +1,68 @@
+"""A process-wide cap on PikcelAI requests: a token bucket (per second) and a semaphore.
+
+Every HTTP attempt, retries included, goes through `async with limiter.slot():`. The
+semaphore is taken first, then a token, then the request is sent at once, so tokens are
+never spent by requests still queued for a connection. With `burst=1` consecutive grants
+are at least `1/rate` apart (a late wake-up is not caught up), so any 1-second window
+sees at most `rate` requests; in general at most `rate + burst - 1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class RateLimiter:
+    def __init__(self, rate: float, *, concurrency: int = 10, burst: int = 1) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0 requests per second")
+        if concurrency < 1 or burst < 1:
+            raise ValueError("concurrency and burst must be >= 1")
+        self.rate = float(rate)
+        self.concurrency = concurrency
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self.granted = 0
+        self.waited_seconds = 0.0
+
+    async def acquire_token(self) -> None:
+        """Wait for one token (FIFO among waiters)."""
+        async with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens < 1:
+                wait = (1 - self._tokens) / self.rate
+                await asyncio.sleep(wait)
+                self.waited_seconds += wait
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                self._tokens = max(self._tokens, 1.0)
+            self._tokens -= 1
+            self.granted += 1
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one concurrent request slot, having taken a token to send it."""
+        async with self._semaphore:
+            await self.acquire_token()
+            yield
+
+
+_shared: dict[tuple[float, int, int], RateLimiter] = {}
+
+
+def shared_limiter(rate: float, concurrency: int, burst: int = 1) -> RateLimiter:
+    """The process's one limiter for these settings (every client made with it shares it)."""
+    key = (float(rate), concurrency, burst)
+    limiter = _shared.get(key)
+    if limiter is None:
+        limiter = _shared[key] = RateLimiter(rate, concurrency=concurrency, burst=burst)
+    return limiter
