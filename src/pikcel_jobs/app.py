@@ -9,24 +9,29 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from pikcel_jobs.config import Settings, get_settings
-from pikcel_jobs.db.engine import create_engine, create_sessionmaker
 from pikcel_jobs.jobs.api import router as jobs_router
+from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.web.errors import install_error_handlers
 from pikcel_jobs.web.health import router as health_router
+from pikcel_jobs.webhooks.pikcel_api import router as pikcel_webhook_router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """The web app. Given a `runtime`, it shares it (demo: web and worker in one process)
+    and leaves closing it to the owner."""
+    settings = settings or (runtime.settings if runtime else get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        app.state.engine = engine
-        app.state.sessions = create_sessionmaker(engine)
+        own = runtime or Runtime.create(settings)
+        app.state.runtime = own
+        app.state.engine = own.engine
+        app.state.sessions = own.sessions
         try:
             yield
         finally:
-            await engine.dispose()
+            if runtime is None:
+                await own.close()
 
     app = FastAPI(
         title="pikcel-jobs",
@@ -38,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(jobs_router)
+    app.include_router(pikcel_webhook_router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -62,5 +62,19 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
 
 
+@app.command()
+def worker() -> None:
+    """Run a worker: dispatch, poll, copy outputs, push. Run as many as you like."""
+    import asyncio
+
+    from pikcel_jobs.core.logging import configure_logging
+    from pikcel_jobs.worker.process import run_worker_process
+
+    settings = settings_or_exit()
+    require_or_exit(settings, "pikcel_api_key")
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker_process(settings))
+
+
 def main() -> None:  # pragma: no cover - console entry point wrapper
     sys.exit(app())

@@ -37,3 +37,10 @@ class Unauthorized(AppError):
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "UNAVAILABLE"
+
+
+class UpstreamError(AppError):
+    """PikcelAI or Shopify failed; the message says what happened and what to do."""
+
+    status_code = 502
+    code = "UPSTREAM_ERROR"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from pikcel_jobs.core.errors import InvalidInput
-from pikcel_jobs.jobs import service
+from pikcel_jobs.core.errors import InvalidInput, NotFound, UpstreamError
+from pikcel_jobs.jobs import actions, service
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.params import filter_from_query, paging_from_query
 from pikcel_jobs.jobs.schemas import AttemptOut, EventOut, JobCreate, JobDetailOut, JobOut
+from pikcel_jobs.jobs.states import TERMINAL, JobStatus
+from pikcel_jobs.jobs.tracking import apply_remote
+from pikcel_jobs.pikcel.errors import PikcelError
 from pikcel_jobs.shops.auth import ShopDomain
-from pikcel_jobs.web.deps import Db
+from pikcel_jobs.web.deps import AppRuntime, BodyJobId, Db
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -27,7 +31,9 @@ def ok(status_code: int = 200, **payload: Any) -> JSONResponse:
 
 
 @router.post("", status_code=201)
-async def create_job(body: JobCreate, shop: ShopDomain, db: Db) -> JSONResponse:
+async def create_job(
+    body: JobCreate, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
     """Record a job; the worker dispatches it to PikcelAI."""
     if body.input_image_url is None:
         raise InvalidInput("give inputImageUrl; picking a product image needs the Shopify link")
@@ -35,6 +41,7 @@ async def create_job(body: JobCreate, shop: ShopDomain, db: Db) -> JSONResponse:
         job = await service.create_job(
             session, shop=shop, data=body, input_image_url=str(body.input_image_url)
         )
+    runtime.nudge()
     return ok(201, job=job_json(job))
 
 
@@ -56,6 +63,85 @@ async def job_stats(request: Request, shop: ShopDomain, db: Db) -> JSONResponse:
     async with db(read_only=True) as session:
         stats = await service.job_stats(session, shop=shop, job_filter=job_filter)
     return ok(stats=stats.model_dump(by_alias=True, mode="json"))
+
+
+@router.post("/sync")
+async def sync_job(
+    job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
+    """Ask PikcelAI now (the worker also polls on its own)."""
+    async with db(read_only=True) as session:
+        job = await service.get_job(session, shop=shop, job_id=job_id)
+    if job.pikcel_job_id is not None and JobStatus(job.status) not in TERMINAL:
+        try:
+            remote = await runtime.pikcel.get_job(job.pikcel_job_id)
+        except PikcelError as exc:
+            raise UpstreamError(str(exc)) from exc
+        async with db() as session:
+            job = await actions.locked_job(session, shop=shop, job_id=job_id)
+            if job.pikcel_job_id == remote.id:
+                await apply_remote(
+                    session, job, remote, via="sync",
+                    poll_initial=runtime.settings.poll_initial_seconds,
+                    poll_max=runtime.settings.poll_max_seconds,
+                )  # fmt: skip
+        runtime.nudge()
+    return ok(job=job_json(job))
+
+
+@router.post("/retry")
+async def retry_job(
+    job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
+    """A new remote attempt for a failed or cancelled job; history is kept."""
+    async with db() as session:
+        job = await actions.retry_job(session, shop=shop, job_id=job_id)
+    runtime.nudge()
+    return ok(job=job_json(job))
+
+
+@router.post("/cancel")
+async def cancel_job(
+    job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
+    """Scheduled or not yet dispatched: cancelled here. Running: cancelled upstream first."""
+    async with db() as session:
+        job = await actions.locked_job(session, shop=shop, job_id=job_id)
+        actions.ensure_cancellable(job)
+        remote_id = job.pikcel_job_id
+        if remote_id is None:
+            await actions.cancel_locally(session, job)
+    if remote_id is not None:
+        try:
+            remote = await runtime.pikcel.cancel_job(remote_id)
+        except PikcelError as exc:
+            raise UpstreamError(f"the job could not be cancelled at PikcelAI: {exc}") from exc
+        async with db() as session:
+            job = await actions.locked_job(session, shop=shop, job_id=job_id)
+            if job.pikcel_job_id == remote_id and JobStatus(job.status) not in TERMINAL:
+                await actions.apply_cancel_answer(session, job, remote, runtime.settings)
+    return ok(job=job_json(job))
+
+
+@router.get("/{job_id}/output", response_class=Response)
+async def job_output(job_id: str, shop: ShopDomain, db: Db, runtime: AppRuntime) -> Response:
+    return await stored_image(job_id, shop, db, runtime, "output_key")
+
+
+@router.get("/{job_id}/thumbnail", response_class=Response)
+async def job_thumbnail(job_id: str, shop: ShopDomain, db: Db, runtime: AppRuntime) -> Response:
+    return await stored_image(job_id, shop, db, runtime, "thumbnail_key")
+
+
+async def stored_image(job_id: str, shop: str, db: Db, runtime: AppRuntime, which: str) -> Response:
+    async with db(read_only=True) as session:
+        job = await service.get_job(session, shop=shop, job_id=job_id)
+    key = getattr(job, which)
+    if key is None:
+        raise NotFound("this job has no stored image yet")
+    data = await runtime.store.get(key)
+    media = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/{job_id}")

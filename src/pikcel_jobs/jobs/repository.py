@@ -23,9 +23,13 @@ async def get(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_by_pikcel_id(session: AsyncSession, *, pikcel_job_id: str) -> Job | None:
+async def get_by_pikcel_id(
+    session: AsyncSession, *, pikcel_job_id: str, for_update: bool = False
+) -> Job | None:
     """Webhooks name the remote job only; the row found carries its own shop."""
     stmt = select(Job).where(Job.pikcel_job_id == pikcel_job_id)
+    if for_update:
+        stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -145,6 +149,16 @@ async def count(session: AsyncSession, *, shop: str, job_filter: JobFilter) -> i
         return sum(n for n, *_ in totals.values())
     stmt = select(func.count()).select_from(filtered(shop, job_filter).subquery())
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def current_attempt(session: AsyncSession, *, job: Job) -> JobAttempt | None:
+    stmt = select(JobAttempt).where(JobAttempt.job_id == job.id, JobAttempt.number == job.attempt)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def attempt_by_pikcel_id(session: AsyncSession, *, pikcel_job_id: str) -> JobAttempt | None:
+    stmt = select(JobAttempt).where(JobAttempt.pikcel_job_id == pikcel_job_id)
+    return (await session.execute(stmt)).scalars().first()
 
 
 async def attempts(session: AsyncSession, *, job_id: str) -> Sequence[JobAttempt]:

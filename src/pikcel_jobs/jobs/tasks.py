@@ -1,0 +1,219 @@
+"""Worker handlers for a job's due work: dispatch, poll, copy the output.
+
+Each handler reads the row, does its network call with no transaction open, then
+writes the result through `owned_job` (compare-and-set on the lease). Failures that
+may pass (network, 5xx, 429) back off durably in `next_attempt_at`; permanent ones
+fail the job with PikcelAI's own message."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pikcel_jobs.db.base import utcnow
+from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.events.models import record_event
+from pikcel_jobs.jobs.models import Job
+from pikcel_jobs.jobs.states import TERMINAL, JobStatus, change_status
+from pikcel_jobs.jobs.tracking import apply_remote, current_attempt
+from pikcel_jobs.net.fetch import UnsafeURL, fetch_bytes
+from pikcel_jobs.pikcel.errors import PikcelError, PikcelNotFound
+from pikcel_jobs.storage.store import image_format, make_thumbnail
+from pikcel_jobs.worker.claim import owned_job
+from pikcel_jobs.worker.context import WorkerContext
+
+log = logging.getLogger("pikcel_jobs.worker")
+MAX_BACKOFF_SECONDS = 300.0
+MAX_COPY_TRIES = 8
+
+
+def backoff(tries: int, retry_after: float | None = None) -> timedelta:
+    seconds = min(MAX_BACKOFF_SECONDS, 2.0 ** min(tries, 10))
+    return timedelta(seconds=max(seconds, retry_after or 0))
+
+
+async def run_job(ctx: WorkerContext, job_id: str) -> None:
+    """Do whatever is due for one claimed job."""
+    async with unit_of_work(ctx.sessions, read_only=True) as session:
+        job = await session.get(Job, job_id)
+    if job is None or job.lease_owner != ctx.owner:
+        return
+    status = JobStatus(job.status)
+    if status is JobStatus.SCHEDULED:
+        await start_scheduled(ctx, job_id)
+        await dispatch(ctx, job_id)
+    elif status is JobStatus.PENDING and job.pikcel_job_id is None:
+        await dispatch(ctx, job_id)
+    elif status in (JobStatus.PENDING, JobStatus.PROCESSING):
+        await poll(ctx, job)
+    elif status is JobStatus.COMPLETED and job.output_key is None and job.remote_output_url:
+        await copy_output(ctx, job)
+    else:  # nothing left to do: stop being due
+        async with owned_job(ctx.sessions, job_id=job_id, owner=ctx.owner) as (_, row):
+            row.next_attempt_at = None
+
+
+async def start_scheduled(ctx: WorkerContext, job_id: str) -> None:
+    async with owned_job(ctx.sessions, job_id=job_id, owner=ctx.owner, release=False) as (s, job):
+        if job.status == JobStatus.SCHEDULED:
+            await change_status(s, job, JobStatus.PENDING, data={"via": "schedule"})
+
+
+async def dispatch(ctx: WorkerContext, job_id: str) -> None:
+    async with unit_of_work(ctx.sessions, read_only=True) as session:
+        job = await session.get(Job, job_id)
+    if job is None or job.status != JobStatus.PENDING or job.pikcel_job_id is not None:
+        return
+    try:
+        remote = await ctx.pikcel.dispatch(
+            job.tool_id,
+            job.input_image_url,
+            parameters=job.parameters or None,
+            template_id=job.template_id,
+            priority=job.priority,
+            webhook_url=ctx.webhook_url,
+            metadata={"jobId": job.id, "shop": job.shop, **(job.meta or {})},
+            idempotency_key=job.idempotency_key,
+        )
+    except PikcelError as exc:
+        await dispatch_failed(ctx, job_id, exc)
+        return
+    now = utcnow()
+    async with owned_job(ctx.sessions, job_id=job_id, owner=ctx.owner) as (session, row):
+        attempt = await current_attempt(session, row)
+        if row.idempotency_key != job.idempotency_key:
+            return  # a retry started a new attempt meanwhile; this answer is stale
+        if attempt is not None:
+            attempt.pikcel_job_id = remote.id
+            attempt.dispatched_at = now
+        if row.status != JobStatus.PENDING:
+            # Cancelled while the dispatch was in flight: stop the remote job too.
+            await cancel_remote_quietly(ctx, remote.id)
+            return
+        row.pikcel_job_id = remote.id
+        row.tool_name = row.tool_name or getattr(remote, "tool_name", None)
+        row.dispatch_errors = 0
+        row.error_message = None
+        row.deadline_at = now + timedelta(seconds=ctx.settings.job_deadline_seconds)
+        record_event(session, row, "dispatched", {"pikcelJobId": remote.id})
+        await apply_remote(
+            session, row, remote, via="dispatch", now=now,
+            poll_initial=ctx.settings.poll_initial_seconds, poll_max=ctx.settings.poll_max_seconds,
+        )  # fmt: skip
+
+
+async def dispatch_failed(ctx: WorkerContext, job_id: str, exc: PikcelError) -> None:
+    now = utcnow()
+    async with owned_job(ctx.sessions, job_id=job_id, owner=ctx.owner) as (session, row):
+        if row.status != JobStatus.PENDING or row.pikcel_job_id is not None:
+            return
+        if exc.retryable:
+            row.dispatch_errors += 1
+            row.next_attempt_at = now + backoff(row.dispatch_errors, exc.retry_after)
+            record_event(
+                session, row, "waiting", {"reason": str(exc), "tries": row.dispatch_errors}
+            )
+            log.warning("dispatch of %s will be retried: %s", job_id, exc)
+            return
+        await fail(session, row, str(exc), now=now)
+
+
+async def fail(session: AsyncSession, job: Job, message: str, *, now: datetime) -> None:
+    attempt = await current_attempt(session, job)
+    await change_status(
+        session, job, JobStatus.FAILED,
+        fields={"error_message": message, "completed_at": now, "next_attempt_at": None},
+    )  # fmt: skip
+    if attempt is not None:
+        attempt.status = JobStatus.FAILED
+        attempt.error_message = message
+        attempt.finished_at = now
+
+
+async def poll(ctx: WorkerContext, job: Job) -> None:
+    assert job.pikcel_job_id is not None
+    now = utcnow()
+    if job.deadline_at is not None and now > job.deadline_at:
+        await cancel_remote_quietly(ctx, job.pikcel_job_id)
+        minutes = round(ctx.settings.job_deadline_seconds / 60)
+        async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
+            if JobStatus(row.status) not in TERMINAL:
+                await fail(
+                    session,
+                    row,
+                    f"PikcelAI did not finish this job within {minutes} minutes",
+                    now=now,
+                )
+        return
+    try:
+        remote = await ctx.pikcel.get_job(job.pikcel_job_id)
+    except PikcelNotFound:
+        async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
+            if JobStatus(row.status) not in TERMINAL:
+                await fail(session, row, "PikcelAI no longer knows this job", now=now)
+        return
+    except PikcelError as exc:
+        async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
+            row.poll_interval_seconds = min(
+                ctx.settings.poll_max_seconds, max(row.poll_interval_seconds * 2, 1)
+            )
+            row.next_attempt_at = now + backoff(
+                1, max(row.poll_interval_seconds, exc.retry_after or 0)
+            )
+        return
+    async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
+        if row.pikcel_job_id != remote.id:
+            return
+        await apply_remote(
+            session, row, remote, via="poll", now=utcnow(),
+            poll_initial=ctx.settings.poll_initial_seconds, poll_max=ctx.settings.poll_max_seconds,
+        )  # fmt: skip
+
+
+async def copy_output(ctx: WorkerContext, job: Job) -> None:
+    """Keep our own copy of the output and a thumbnail; point the job at them."""
+    assert job.remote_output_url is not None
+    base = f"{job.shop}/{job.id}/{job.attempt}"
+    try:
+        data, _ = await fetch_bytes(ctx.http, job.remote_output_url, ctx.fetch_policy)
+        ext = image_format(data).replace("jpeg", "jpg")
+        await ctx.store.put(f"{base}/output.{ext}", data)
+        await ctx.store.put(f"{base}/thumbnail.png", make_thumbnail(data))
+    except (UnsafeURL, OSError, ValueError, PikcelError) as exc:
+        await copy_failed(ctx, job.id, str(exc))
+        return
+    except Exception as exc:  # network errors from httpx and image decoding
+        await copy_failed(ctx, job.id, f"{type(exc).__name__}: {exc}")
+        return
+    async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
+        if row.attempt != job.attempt:
+            return
+        row.output_key = f"{base}/output.{ext}"
+        row.thumbnail_key = f"{base}/thumbnail.png"
+        row.output_image_url = f"{ctx.settings.app_url}/api/jobs/{row.id}/output"
+        row.thumbnail_url = f"{ctx.settings.app_url}/api/jobs/{row.id}/thumbnail"
+        row.next_attempt_at = None
+        record_event(session, row, "output", {"outputImageUrl": row.output_image_url})
+
+
+async def copy_failed(ctx: WorkerContext, job_id: str, reason: str) -> None:
+    now = utcnow()
+    async with owned_job(ctx.sessions, job_id=job_id, owner=ctx.owner) as (session, row):
+        row.dispatch_errors += 1
+        if row.dispatch_errors >= MAX_COPY_TRIES:
+            # Give up copying; the provider's URL stays usable until it expires.
+            row.output_image_url = row.remote_output_url
+            row.next_attempt_at = None
+            record_event(session, row, "output", {"error": reason, "gaveUp": True})
+        else:
+            row.next_attempt_at = now + backoff(row.dispatch_errors)
+        log.warning("copying the output of %s failed: %s", job_id, reason)
+
+
+async def cancel_remote_quietly(ctx: WorkerContext, pikcel_job_id: str) -> None:
+    try:
+        await ctx.pikcel.cancel_job(pikcel_job_id)
+    except PikcelError as exc:
+        log.warning("cancelling remote job %s failed: %s", pikcel_job_id, exc)

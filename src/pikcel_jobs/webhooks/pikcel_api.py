@@ -1,0 +1,85 @@
+"""`POST /webhooks/pikcel`: verify, dedupe by delivery id, apply through the state
+machine, answer at once. Heavy work (copying the output) is left to the worker."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from pikcel_jobs.config import Settings
+from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.jobs import repository
+from pikcel_jobs.jobs.tracking import apply_remote, apply_to_old_attempt
+from pikcel_jobs.pikcel.webhooks import (
+    WebhookPayloadError,
+    WebhookVerificationError,
+    parse_webhook,
+    verify_webhook,
+)
+from pikcel_jobs.web.errors import error_response
+from pikcel_jobs.webhooks.models import WebhookReceipt
+
+router = APIRouter(tags=["webhooks"])
+log = logging.getLogger("pikcel_jobs.webhooks")
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+@router.post("/webhooks/pikcel", status_code=200)
+async def pikcel_webhook(request: Request) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    body = await read_limited(request)
+    if body is None:
+        return error_response(413, "PAYLOAD_TOO_LARGE", "webhook bodies are limited to 1 MB")
+    try:
+        verify_webhook(request.headers, body, settings.pikcel_webhook_secret.get_secret_value())
+    except WebhookVerificationError as exc:
+        log.warning("pikcel webhook refused: %s", exc)
+        return error_response(401, "INVALID_SIGNATURE", str(exc))
+    try:
+        event = parse_webhook(body)
+    except WebhookPayloadError as exc:
+        log.warning("pikcel webhook unreadable: %s", exc)
+        return error_response(400, "INVALID_PAYLOAD", str(exc))
+    delivery = request.headers.get("webhook-id") or hashlib.sha256(body).hexdigest()
+
+    async with unit_of_work(request.app.state.sessions) as session:
+        seen = await session.execute(
+            select(WebhookReceipt.id).where(
+                WebhookReceipt.source == "pikcel", WebhookReceipt.delivery_id == delivery
+            )
+        )
+        if seen.first() is not None:
+            return JSONResponse({"success": True, "duplicate": True})
+        job = await repository.get_by_pikcel_id(
+            session, pikcel_job_id=event.job_id, for_update=True
+        )
+        if job is None:
+            attempt = await repository.attempt_by_pikcel_id(session, pikcel_job_id=event.job_id)
+            if attempt is None:
+                # Maybe our dispatch answer is still being written: PikcelAI redelivers.
+                log.warning("pikcel webhook for unknown job %s", event.job_id)
+                return error_response(404, "UNKNOWN_JOB", f"no job with PikcelAI id {event.job_id}")
+            await apply_to_old_attempt(session, attempt, event.job)
+        else:
+            await apply_remote(
+                session, job, event.job, via="webhook",
+                poll_initial=settings.poll_initial_seconds, poll_max=settings.poll_max_seconds,
+            )  # fmt: skip
+        session.add(WebhookReceipt(source="pikcel", delivery_id=delivery[:200]))
+    return JSONResponse({"success": True})

@@ -1,0 +1,86 @@
+"""Claiming due rows with a lease, and writing back only while the lease is ours.
+
+PostgreSQL: `FOR UPDATE SKIP LOCKED`, so any number of workers on any number of
+machines take disjoint rows. SQLite: the same statement inside `BEGIN IMMEDIATE`
+(the engine's default for writers), which serialises claimers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+
+from pikcel_jobs.db.base import utcnow
+from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.jobs.models import Job
+
+
+class LeaseLost(Exception):
+    """Another worker (or an expiry) took the row; our result is not written."""
+
+
+async def claim_due(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    owner: str,
+    due_column: InstrumentedAttribute[datetime | None],
+    limit: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> list[str]:
+    now = now or utcnow()
+    async with unit_of_work(sessions) as session:
+        stmt = (
+            select(Job.id)
+            .where(
+                due_column <= now,
+                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+            )
+            .order_by(due_column)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        ids = list((await session.execute(stmt)).scalars().all())
+        if ids:
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_(ids))
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+    return ids
+
+
+@asynccontextmanager
+async def owned_job(
+    sessions: async_sessionmaker[AsyncSession], *, job_id: str, owner: str, release: bool = True
+) -> AsyncIterator[tuple[AsyncSession, Job]]:
+    """Lock the row, check the lease is still ours (compare-and-set), yield it for the
+    write; the lease is released when the block ends (unless `release` is False)."""
+    async with unit_of_work(sessions) as session:
+        job = (
+            await session.execute(select(Job).where(Job.id == job_id).with_for_update())
+        ).scalar_one_or_none()
+        if job is None or job.lease_owner != owner:
+            raise LeaseLost(job_id)
+        yield session, job
+        if release:
+            job.lease_owner = None
+            job.lease_expires_at = None
+
+
+async def release_leases(sessions: async_sessionmaker[AsyncSession], *, owner: str) -> int:
+    """Give back every lease of `owner` (graceful shutdown), so work is picked up at once."""
+    async with unit_of_work(sessions) as session:
+        result = await session.execute(
+            update(Job)
+            .where(Job.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,117 @@
+"""The claim loop: take due rows with a lease, run their handlers concurrently, and
+stop cleanly (finish in-flight work, give back the rest) on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy.orm import InstrumentedAttribute
+
+from pikcel_jobs.db.base import new_id
+from pikcel_jobs.jobs.models import Job
+from pikcel_jobs.worker.claim import LeaseLost, claim_due, release_leases
+from pikcel_jobs.worker.context import WorkerContext
+
+log = logging.getLogger("pikcel_jobs.worker")
+Handler = Callable[[WorkerContext, str], Awaitable[None]]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+
+
+class Queue:
+    """One kind of due work: the column that says when, and the handler that does it."""
+
+    def __init__(
+        self, name: str, due_column: InstrumentedAttribute[datetime | None], handler: Handler
+    ):
+        self.name = name
+        self.due_column = due_column
+        self.handler = handler
+
+
+class Worker:
+    def __init__(self, ctx: WorkerContext, queues: list[Queue]) -> None:
+        self.ctx = ctx
+        self.queues = queues
+        self.stopping = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        self.slots = asyncio.Semaphore(ctx.settings.worker_concurrency)
+        self.running: set[asyncio.Task[None]] = set()
+        self.handled = 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wakeup.set()
+
+    def nudge(self) -> None:
+        """New work exists (a job was created in this process): claim without waiting."""
+        self.wakeup.set()
+
+    async def run(self, grace_seconds: float = 20.0) -> None:
+        settings = self.ctx.settings
+        log.info("worker %s started", self.ctx.owner)
+        try:
+            while not self.stopping.is_set():
+                claimed = 0
+                for queue in self.queues:
+                    free = settings.worker_concurrency - len(self.running)
+                    if free <= 0:
+                        break
+                    try:
+                        ids = await claim_due(
+                            self.ctx.sessions, owner=self.ctx.owner, due_column=queue.due_column,
+                            limit=min(free, settings.worker_batch_size),
+                            lease_seconds=settings.lease_seconds,
+                        )  # fmt: skip
+                    except Exception:  # the database is away: wait and try again
+                        log.exception("claiming %s work failed", queue.name)
+                        ids = []
+                    claimed += len(ids)
+                    for job_id in ids:
+                        await self.slots.acquire()
+                        task = asyncio.create_task(self._handle(queue, job_id))
+                        self.running.add(task)
+                        task.add_done_callback(self.running.discard)
+                if claimed == 0 or len(self.running) >= settings.worker_concurrency:
+                    self.wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self.wakeup.wait(), settings.worker_idle_sleep_seconds
+                        )
+        finally:
+            await self._drain(grace_seconds)
+
+    async def _handle(self, queue: Queue, job_id: str) -> None:
+        try:
+            await queue.handler(self.ctx, job_id)
+            self.handled += 1
+        except LeaseLost:
+            log.info("lease on %s lost; another worker has it", job_id)
+        except Exception:
+            # The lease expires and the job is tried again; nothing is lost.
+            log.exception("%s handler failed for job %s", queue.name, job_id)
+        finally:
+            self.slots.release()
+            self.wakeup.set()
+
+    async def _drain(self, grace_seconds: float) -> None:
+        if self.running:
+            _, pending = await asyncio.wait(set(self.running), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+        released = await release_leases(self.ctx.sessions, owner=self.ctx.owner)
+        log.info("worker %s stopped (released %d leases)", self.ctx.owner, released)
+
+
+def default_queues() -> list[Queue]:
+    from pikcel_jobs.jobs.tasks import run_job
+
+    return [Queue("jobs", Job.next_attempt_at, run_job)]

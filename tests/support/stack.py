@@ -1,0 +1,144 @@
+"""A whole running system for integration tests: the PikcelAI simulator and our web app
+on loopback HTTP, and a worker in the test's event loop, all on one test database."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from PIL import Image, ImageDraw
+
+from pikcel_jobs.app import create_app
+from pikcel_jobs.config import Settings
+from pikcel_jobs.runtime import Runtime
+from pikcel_jobs.shops.auth import SESSION_COOKIE, sign_session
+from pikcel_jobs.worker.process import start_worker
+from pikcel_jobs.worker.runner import Worker
+from pikcel_sim.pikcel.app import create_app as create_pikcel_sim
+from pikcel_sim.pikcel.config import FaultConfig, SimConfig
+from pikcel_sim.serve import ThreadedServer, free_port
+
+
+def product_photo(size: int = 96) -> bytes:
+    """A red square on a flat blue background: easy for the simulator's tools."""
+    image = Image.new("RGB", (size, size), (30, 80, 200))
+    ImageDraw.Draw(image).rectangle(
+        (size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill=(220, 30, 30)
+    )
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    api_url: str
+    sim_url: str
+    runtime: Runtime
+    workers: list[Worker]
+    image_url: str = ""
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def client(self, shop: str) -> httpx.AsyncClient:
+        cookie = sign_session(self.settings, shop)
+        client = httpx.AsyncClient(
+            base_url=self.api_url, cookies={SESSION_COOKIE: cookie}, timeout=30
+        )
+        self.clients.append(client)
+        return client
+
+    def sim(self) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(base_url=self.sim_url, timeout=30)
+        self.clients.append(client)
+        return client
+
+    async def sim_get(self, path: str) -> Any:
+        return (await self.sim().get(path)).json()
+
+    async def set_faults(self, **faults: Any) -> None:
+        response = await self.sim().put("/_sim/faults", json=FaultConfig(**faults).model_dump())
+        response.raise_for_status()
+
+    async def create_jobs(self, client: httpx.AsyncClient, n: int, **body: Any) -> list[str]:
+        ids = []
+        for _ in range(n):
+            payload = {"toolId": "background-removal", "inputImageUrl": self.image_url, **body}
+            response = await client.post("/api/jobs", json=payload)
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["job"]["id"])
+        return ids
+
+    async def wait_for(
+        self, client: httpx.AsyncClient, job_ids: list[str],
+        done: Callable[[dict[str, Any]], bool], timeout: float = 30.0,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = [(await client.get(f"/api/jobs/{jid}")).json()["job"] for jid in job_ids]
+            if all(done(job) for job in jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not done in {timeout}s: {[(j['id'], j['status']) for j in jobs if not done(j)]}"
+                )
+            await asyncio.sleep(0.1)
+
+
+def finished(job: dict[str, Any]) -> bool:
+    """Terminal, and for completed jobs our own copy of the output is in place."""
+    if job["status"] == "completed":
+        return bool(job["outputImageUrl"]) and "/api/jobs/" in job["outputImageUrl"]
+    return job["status"] in ("failed", "cancelled")
+
+
+@asynccontextmanager
+async def running_stack(
+    base: Settings, *, sim: SimConfig | None = None, workers: int = 1, **overrides: Any
+) -> AsyncIterator[Stack]:
+    sim_config = sim or SimConfig(seed=7, time_scale=0.01)
+    sim_config.webhook_secret = base.pikcel_webhook_secret.get_secret_value()
+    sim_server = ThreadedServer(create_pikcel_sim(sim_config)).start()
+    port = free_port()
+    settings = base.model_copy(
+        update={
+            "pikcel_api_url": sim_server.url, "app_url": f"http://127.0.0.1:{port}",
+            "poll_initial_seconds": 0.2, "poll_max_seconds": 1.0, "worker_idle_sleep_seconds": 0.05,
+            "upstream_rps": 200.0, "upstream_concurrency": 20, "lease_seconds": 10.0,
+            **overrides,
+        }
+    )  # fmt: skip
+    app_server = ThreadedServer(create_app(settings), port=port).start()
+    runtime = Runtime.create(settings)
+    pool = [start_worker(runtime) for _ in range(workers)]
+    tasks = [asyncio.create_task(w.run(grace_seconds=5)) for w in pool]
+    stack = Stack(settings, app_server.url, sim_server.url, runtime, pool)
+    try:
+        upload = await runtime.pikcel.upload(
+            product_photo(), "mug.png", "image/png", folder="tests"
+        )
+        stack.image_url = upload.url
+        yield stack
+    finally:
+        for worker in pool:
+            worker.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in stack.clients:
+            await client.aclose()
+        await runtime.close()
+        app_server.stop()
+        sim_server.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
