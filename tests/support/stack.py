@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,16 +77,16 @@ class Stack:
 
     async def wait_for(
         self, client: httpx.AsyncClient, job_ids: list[str],
-        done: Callable[[dict[str, Any]], bool], timeout: float = 30.0,
+        done: Callable[[dict[str, Any]], bool], within: float = 30.0,
     ) -> list[dict[str, Any]]:  # fmt: skip
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             jobs = [(await client.get(f"/api/jobs/{jid}")).json()["job"] for jid in job_ids]
             if all(done(job) for job in jobs):
                 return jobs
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"not done in {timeout}s: {[(j['id'], j['status']) for j in jobs if not done(j)]}"
+                    f"not done in {within}s: {[(j['id'], j['status']) for j in jobs if not done(j)]}"
                 )
             await asyncio.sleep(0.1)
 
@@ -134,11 +134,3 @@ async def running_stack(
         await runtime.close()
         app_server.stop()
         sim_server.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
