@@ -13,6 +13,7 @@ from pikcel_jobs.jobs.api import router as jobs_router
 from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.web.errors import install_error_handlers
 from pikcel_jobs.web.health import router as health_router
+from pikcel_jobs.web.pages import install_pages
 from pikcel_jobs.webhooks.pikcel_api import router as pikcel_webhook_router
 
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(pikcel_webhook_router)
+    install_pages(app)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

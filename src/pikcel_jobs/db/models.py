@@ -2,19 +2,23 @@
 
 from pikcel_jobs.analytics.rollups import JobRollup
 from pikcel_jobs.batches.models import JobBatch
+from pikcel_jobs.bulk.models import BulkOperation
 from pikcel_jobs.db.base import Base
 from pikcel_jobs.events.models import JobEvent
 from pikcel_jobs.jobs.models import Job, JobAttempt
 from pikcel_jobs.shops.models import Shop
+from pikcel_jobs.templates.models import JobTemplate
 from pikcel_jobs.webhooks.models import WebhookReceipt
 
 __all__ = [
     "Base",
+    "BulkOperation",
     "Job",
     "JobAttempt",
     "JobBatch",
     "JobEvent",
     "JobRollup",
+    "JobTemplate",
     "Shop",
     "WebhookReceipt",
 ]
