@@ -41,6 +41,9 @@ log = logging.getLogger("pikcel_sim.pikcel")
 Priority = Literal["low", "normal", "high", "urgent"]
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_BULK_IMAGES = 500
+# Config read once at start (workers, clients, routes): not changeable by a reset.
+RESTART_FIELDS = frozenset({"image_workers", "webhook_concurrency", "fetch_timeout",
+                            "webhook_timeout", "admin_enabled"})
 
 
 # -- envelopes and errors -------------------------------------------------------------------
@@ -239,11 +242,20 @@ class Simulator:
         for key, label in self.config.api_keys.items():
             self._make_user(key, label)
 
-    def reset(self) -> None:
-        """Back to the state at construction: config, users, no jobs, zero counters."""
+    def reset(self, overrides: dict[str, Any] | None = None) -> None:
+        """Back to the state at construction (config, users, no jobs, zero counters), with
+        `overrides` of the construction config applied until the next reset."""
+        fixed = sorted(set(overrides or ()) & RESTART_FIELDS)
+        if fixed:
+            raise SimError(422, "VALIDATION_ERROR",
+                           f"{', '.join(fixed)} cannot change without a restart")
+        merged = {**self.initial.model_dump(), **(overrides or {})}
+        config = _model(SimConfig, merged)
+        if config.seed is None:
+            config.seed = self.initial.seed
         self.engine.clear()
         self.webhooks.clear()
-        self.config = self.initial.model_copy(deep=True)
+        self.config = config
         self.files = FileStore(self.config.file_retention)
         self.counters.reset()
         self._init_state()
@@ -696,8 +708,13 @@ def install_admin(app: FastAPI, sim: Simulator) -> None:
         return JSONBody(user.ledger())
 
     @app.post("/_sim/reset")
-    async def reset() -> Response:
-        sim.reset()
+    async def reset(request: Request) -> Response:
+        """Forget everything; an optional `{"config": {...}}` overrides the start config."""
+        body = await _json(request)
+        overrides = body.get("config") or {}
+        if not isinstance(overrides, dict):
+            raise SimError(422, "VALIDATION_ERROR", "config must be an object")
+        sim.reset(overrides)
         return JSONBody({"ok": True, "seed": sim.config.seed})
 
     @app.get("/_sim/jobs/{job_id}")

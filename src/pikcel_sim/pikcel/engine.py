@@ -176,7 +176,7 @@ class Engine:
                 output = await asyncio.to_thread(imaging.process, job.tool_id, data,
                                                  job.parameters)
             except (FetchError, imaging.ImageError) as exc:
-                if job.tick != tick or job.terminal:
+                if not self._current(job, tick):
                     return
                 if force == "complete":
                     placeholder = imaging.encode(
@@ -186,9 +186,12 @@ class Engine:
                 else:
                     self.fail(job, f"{FETCH_ERROR}{exc}")
                     return
-        if job.tick != tick or job.terminal:  # cancelled meanwhile
+        if not self._current(job, tick):  # cancelled (or reset) meanwhile
             return
         self.complete(job, output)
+
+    def _current(self, job: SimJob, tick: int) -> bool:
+        return self.sim.jobs.get(job.id) is job and job.tick == tick and not job.terminal
 
     async def fetch(self, url: str) -> bytes:
         assert self.http is not None
