@@ -232,6 +232,7 @@ class Simulator:
     def _init_state(self) -> None:
         seed = self.config.seed
         self.fault_rng = random.Random(f"{seed}:faults")
+        self.throttle_until = 0.0  # monotonic end of the current 429 burst
         self.users_by_key: dict[str, SimUser] = {}
         self.users_by_id: dict[str, SimUser] = {}
         self.jobs: dict[str, SimJob] = {}

@@ -56,7 +56,6 @@ class FaultMiddleware:
     def __init__(self, app: Any, sim: Simulator) -> None:
         self.app = app
         self.sim = sim
-        self._throttle_until = 0.0
 
     def decide(self, endpoint: str, method: str) -> Decision:
         faults = self.sim.config.faults
@@ -68,14 +67,14 @@ class FaultMiddleware:
         if faults.latency_ms or faults.jitter_ms:
             decision.latency = (faults.latency_ms + rng.random() * faults.jitter_ms) / 1000
         now = time.monotonic()
-        if now < self._throttle_until:
-            decision.throttle = max(1, math.ceil(self._throttle_until - now))
+        if now < self.sim.throttle_until:
+            decision.throttle = max(1, math.ceil(self.sim.throttle_until - now))
             counters.faults["throttle"] += 1
             return decision
         if faults.force_throttles or (faults.throttle_rate and rng.random() < faults.throttle_rate):
             if faults.force_throttles:
                 faults.force_throttles -= 1
-            self._throttle_until = now + faults.retry_after
+            self.sim.throttle_until = now + faults.retry_after
             decision.throttle = faults.retry_after
             counters.faults["throttle"] += 1
             return decision
