@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from pikcel_jobs.config import Settings, get_settings
+from pikcel_jobs.events.api import router as events_router
+from pikcel_jobs.events.hub import EventHub
 from pikcel_jobs.jobs.api import router as jobs_router
 from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.web.errors import install_error_handlers
@@ -28,9 +30,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.runtime = own
         app.state.engine = own.engine
         app.state.sessions = own.sessions
+        hub = EventHub(own.sessions, database_url=settings.database_url)
+        app.state.hub = hub
+        own.commit_listeners.append(hub.poke)
+        await hub.start()
         try:
             yield
         finally:
+            own.commit_listeners.remove(hub.poke)
+            await hub.stop()
             if runtime is None:
                 await own.close()
 
@@ -44,6 +52,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(jobs_router)
+    app.include_router(events_router)
     app.include_router(pikcel_webhook_router)
     install_pages(app)
 

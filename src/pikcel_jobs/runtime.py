@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pikcel_jobs.config import Settings
@@ -28,12 +29,13 @@ class Runtime:
     http: httpx.AsyncClient
     # Called when new due work exists, so an in-process worker claims it at once.
     nudges: list[Callable[[], None]] = field(default_factory=list)
+    commit_listeners: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
         engine = create_engine(settings.database_url)
         limiter = RateLimiter(settings.upstream_rps, concurrency=settings.upstream_concurrency)
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
@@ -43,6 +45,18 @@ class Runtime:
             store=LocalImageStore(settings.storage_dir),
             http=httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=20)),
         )
+
+        @sa_event.listens_for(runtime.sessions.class_.sync_session_class, "after_commit")
+        def _committed(_session: object) -> None:
+            # Wake in-process listeners (event hub, worker); other processes are woken
+            # by PostgreSQL NOTIFY or find the change on their next short poll.
+            runtime.on_commit()
+
+        return runtime
+
+    def on_commit(self) -> None:
+        for listener in self.commit_listeners:
+            listener()
 
     @property
     def fetch_policy(self) -> FetchPolicy:

@@ -1,0 +1,232 @@
+"""One hub per web process: reads new rows of the `job_events` outbox and fans them out
+to that process's SSE connections, shop by shop.
+
+The outbox is the source of truth; notifications only wake the hub (PostgreSQL
+`NOTIFY` from a trigger, so any process's commit wakes every hub; an in-process poke
+for SQLite) and a short periodic read catches anything else. PostgreSQL hands out ids
+before commit, so a lower id can become visible after a higher one: the hub keeps a
+cursor below the oldest gap and re-reads for a few seconds, delivering each id once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.events.models import JobEvent
+from pikcel_jobs.jobs.models import Job
+from pikcel_jobs.jobs.schemas import JobOut
+
+log = logging.getLogger("pikcel_jobs.events")
+GAP_GRACE_SECONDS = 3.0
+READ_BATCH = 2000
+QUEUE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    shop: str
+    event: str  # SSE event name: job | bulk
+    data: str  # JSON text
+
+    def encode(self) -> bytes:
+        return f"id: {self.id}\nevent: {self.event}\ndata: {self.data}\n\n".encode()
+
+
+class Subscription:
+    def __init__(self, hub: EventHub, shop: str) -> None:
+        self.hub = hub
+        self.shop = shop
+        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+
+    def put(self, message: Message) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # A stuck client: end its stream; it reconnects with Last-Event-ID.
+            self.overflowed = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self)
+
+
+async def messages_for(session: AsyncSession, events: list[JobEvent]) -> list[Message]:
+    """Turn outbox rows into SSE messages, with the job's current state attached."""
+    job_ids = {e.job_id for e in events if e.kind != "bulk"}
+    jobs: dict[str, dict[str, Any]] = {}
+    if job_ids:
+        rows = (await session.execute(select(Job).where(Job.id.in_(job_ids)))).scalars().all()
+        jobs = {j.id: JobOut.model_validate(j).model_dump(by_alias=True, mode="json") for j in rows}
+    out = []
+    for e in events:
+        if e.kind == "bulk":
+            payload: dict[str, Any] = {
+                "id": e.id,
+                "operationId": e.job_id,
+                "status": e.status,
+                **e.data,
+            }
+            out.append(Message(e.id, e.shop, "bulk", json.dumps(payload)))
+            continue
+        job = jobs.get(e.job_id)
+        payload = {
+            "id": e.id, "jobId": e.job_id, "kind": e.kind, "status": e.status, "data": e.data,
+            "progress": job["progress"] if job else None, "job": job,
+        }  # fmt: skip
+        out.append(Message(e.id, e.shop, "job", json.dumps(payload, default=str)))
+    return out
+
+
+async def replay(
+    sessions: async_sessionmaker[AsyncSession], *, shop: str, after: int, limit: int = 1000
+) -> list[Message]:
+    """Events of one shop after `after` (a reconnecting client's Last-Event-ID)."""
+    async with unit_of_work(sessions, read_only=True) as session:
+        stmt = (
+            select(JobEvent)
+            .where(JobEvent.shop == shop, JobEvent.id > after)
+            .order_by(JobEvent.id)
+            .limit(limit)
+        )
+        events = list((await session.execute(stmt)).scalars().all())
+        return await messages_for(session, events)
+
+
+class EventHub:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        database_url: str,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.database_url = database_url
+        self.poll_seconds = poll_seconds
+        self.subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self.wake = asyncio.Event()
+        self.cursor = 0
+        self.delivered: set[int] = set()
+        self.gaps: dict[int, float] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.connections = 0
+
+    # -- subscriptions -----------------------------------------------------------------
+    def subscribe(self, shop: str) -> Subscription:
+        sub = Subscription(self, shop)
+        self.subscribers[shop].add(sub)
+        self.connections += 1
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self.subscribers.get(sub.shop)
+        if subs and sub in subs:
+            subs.discard(sub)
+            self.connections -= 1
+            if not subs:
+                del self.subscribers[sub.shop]
+
+    def poke(self) -> None:
+        """Something was committed in this process: read the outbox now."""
+        self.wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        async with unit_of_work(self.sessions, read_only=True) as session:
+            self.cursor = int((await session.execute(select(func.max(JobEvent.id)))).scalar() or 0)
+        self.tasks.append(asyncio.create_task(self._read_loop(), name="event-hub"))
+        if self.database_url.startswith("postgresql"):
+            self.tasks.append(asyncio.create_task(self._listen_loop(), name="event-hub-listen"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for subs in list(self.subscribers.values()):
+            for sub in list(subs):
+                sub.queue.put_nowait(None)
+
+    # -- reading -----------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+            self.wake.clear()
+            try:
+                while await self.read_once() >= READ_BATCH:
+                    pass
+            except Exception:
+                log.exception("reading the event outbox failed; retrying")
+                await asyncio.sleep(1)
+
+    async def read_once(self) -> int:
+        async with unit_of_work(self.sessions, read_only=True) as session:
+            stmt = (
+                select(JobEvent)
+                .where(JobEvent.id > self.cursor)
+                .order_by(JobEvent.id)
+                .limit(READ_BATCH)
+            )
+            events = [
+                e
+                for e in (await session.execute(stmt)).scalars().all()
+                if e.id not in self.delivered
+            ]
+            wanted = [e for e in events if e.shop in self.subscribers]
+            messages = await messages_for(session, wanted) if wanted else []
+        for message in messages:
+            for sub in list(self.subscribers.get(message.shop, ())):
+                sub.put(message)
+        self._advance([e.id for e in events])
+        return len(events)
+
+    def _advance(self, ids: list[int]) -> None:
+        now = time.monotonic()
+        self.delivered.update(ids)
+        top = max([self.cursor, *ids, *self.gaps])
+        for missing in range(self.cursor + 1, top):
+            if missing not in self.delivered:
+                self.gaps.setdefault(missing, now)
+        while True:
+            nxt = self.cursor + 1
+            if nxt in self.delivered:
+                self.delivered.discard(nxt)
+                self.cursor = nxt
+            elif nxt in self.gaps and now - self.gaps[nxt] > GAP_GRACE_SECONDS:
+                del self.gaps[nxt]  # a rolled-back insert: never coming
+                self.cursor = nxt
+            else:
+                break
+        for gap in [g for g in self.gaps if g <= self.cursor]:
+            del self.gaps[gap]
+
+    async def _listen_loop(self) -> None:
+        import psycopg
+
+        url = self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute("LISTEN job_events")
+                    self.wake.set()  # catch up on anything missed while disconnected
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(1)
