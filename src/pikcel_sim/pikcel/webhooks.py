@@ -131,21 +131,20 @@ class WebhookSender:
             sim.counters.faults["webhook_duplicate"] += 1
             copies.append(Delivery(**{**delivery.__dict__, "duplicate": True}))
         held = self.held.pop(delivery.job_id, None)
-        if rng.random() < faults.webhook_reorder_rate:
-            sim.counters.faults["webhook_reorder"] += 1
-            loop = asyncio.get_running_loop()
-            handle = loop.call_later(
-                faults.webhook_reorder_hold_seconds, self._release, delivery.job_id
-            )
-            self.held[delivery.job_id] = (delivery, handle)
-            self.pending += 1
-            copies = copies[1:]
-        for copy in copies:
-            self._put(copy)
-        if held is not None:  # the held one goes after this newer one: reordered
+        if held is not None:
+            # A delivery was held back for this one: send this one first, then it.
             held[1].cancel()
             self.pending -= 1
-            self._put(held[0])
+            copies.append(held[0])
+        elif rng.random() < faults.webhook_reorder_rate:
+            sim.counters.faults["webhook_reorder"] += 1
+            handle = asyncio.get_running_loop().call_later(
+                faults.webhook_reorder_hold_seconds, self._release, delivery.job_id
+            )
+            self.held[delivery.job_id] = (copies.pop(0), handle)
+            self.pending += 1
+        for copy in copies:
+            self._put(copy)
 
     def _release(self, job_id: str) -> None:
         held = self.held.pop(job_id, None)
