@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from pikcel_jobs.batches.api import router as batches_router
 from pikcel_jobs.config import Settings, get_settings
 from pikcel_jobs.events.api import router as events_router
 from pikcel_jobs.events.hub import EventHub
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(jobs_router)
+    app.include_router(batches_router)
     app.include_router(events_router)
     app.include_router(pikcel_webhook_router)
     install_pages(app)

@@ -6,9 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pikcel_jobs.config import Settings
 from pikcel_jobs.core.errors import Conflict, NotFound
-from pikcel_jobs.db.base import new_id, utcnow
+from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.models import Job, JobAttempt
+from pikcel_jobs.jobs.service import attempt_key
 from pikcel_jobs.jobs.states import RETRYABLE, TERMINAL, JobStatus, change_status
 from pikcel_jobs.jobs.tracking import RemoteJob, apply_remote
 
@@ -32,7 +33,7 @@ async def retry_job(session: AsyncSession, *, shop: str, job_id: str) -> Job:
         raise Conflict(f"only failed or cancelled jobs can be retried; this one is {job.status}")
     now = utcnow()
     job.attempt += 1
-    job.idempotency_key = new_id()
+    job.idempotency_key = attempt_key(job.id, job.attempt)
     session.add(
         JobAttempt(
             job_id=job.id, number=job.attempt, idempotency_key=job.idempotency_key, created_at=now

@@ -31,8 +31,9 @@ async def create_job(
     and leaves no remote job we do not know about)."""
     now = now or utcnow()
     scheduled = data.scheduled_for is not None and data.scheduled_for > now
+    job_id = new_id()
     job = Job(
-        id=new_id(),
+        id=job_id,
         shop=shop,
         tool_id=data.tool_id,
         tool_name=tool_name,
@@ -49,7 +50,7 @@ async def create_job(
         scheduled_for=data.scheduled_for,
         batch_id=data.batch_id,
         next_attempt_at=data.scheduled_for if scheduled else now,
-        idempotency_key=new_id(),
+        idempotency_key=attempt_key(job_id, 1),
         attempt=1,
         created_at=now,
         updated_at=now,
@@ -61,6 +62,12 @@ async def create_job(
     await session.flush()
     await record_new_job(session, job)
     return job
+
+
+def attempt_key(job_id: str, attempt: int) -> str:
+    """The Idempotency-Key of one attempt: stable, so a dispatch retried after a crash
+    can never create a second remote job, and new for each merchant retry."""
+    return f"{job_id}:{attempt}"
 
 
 async def get_job(session: AsyncSession, *, shop: str, job_id: str) -> Job:

@@ -146,6 +146,10 @@ async def change_status(
     job.status = target
     job.version += 1
     await rollups.move(session, before, rollups.Contribution.of(job))
+    if job.batch_id:
+        from pikcel_jobs.batches import counters
+
+        await counters.shift(session, job.batch_id, [(current.value, target.value)])
     payload = {"from": current.value, "to": target.value, **(data or {})}
     record_event(session, job, "status", payload)
 
