@@ -1,0 +1,315 @@
+"""What every page shares: rendering with the base layout, flash messages, the page
+route class (HTML errors, sign-in, cookies), and small helpers.
+
+A page module looks like:
+
+    router = APIRouter(route_class=PageRoute)
+
+    @router.get("/app/things", response_class=HTMLResponse)
+    async def things(request: Request, shop: ShopDomain, db: Db) -> Response:
+        ...
+        return render(request, "things.html", {...}, shop=shop, active="things")
+
+`install_pages` includes every `router` found in `pikcel_jobs.web.pages.*`.
+Raise any `AppError` in a view (NotFound, InvalidInput, ...): `PageRoute` turns it into
+a readable HTML page; a missing session shows the sign-in page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pikcel_jobs.config import Settings
+from pikcel_jobs.core.errors import AppError, Unauthorized
+from pikcel_jobs.events.models import JobEvent
+from pikcel_jobs.shops.auth import SESSION_COOKIE, SESSION_MAX_AGE, sign_session
+from pikcel_jobs.web import csrf
+from pikcel_jobs.web.errors import describe_validation
+
+log = logging.getLogger("pikcel_jobs.web.pages")
+
+WEB_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+FLASH_COOKIE = "pikcel_flash"
+DEMO_SHOP = "demo-shop.myshopify.com"
+
+NAV_ITEMS = [
+    ("dashboard", "/app", "Dashboard"),
+    ("jobs", "/app/jobs", "Jobs"),
+    ("new", "/app/jobs/new", "New job"),
+    ("batches", "/app/batches", "Batches"),
+    ("templates", "/app/templates", "Templates"),
+    ("tools", "/app/tools", "Tools"),
+    ("analytics", "/app/analytics", "Analytics"),
+    ("settings", "/app/settings", "Settings"),
+]
+
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+_static_versions: dict[str, str] = {}
+
+
+def static_url(name: str) -> str:
+    """`/static/<name>?v=<content hash>`: cached forever, refreshed when the file changes."""
+    version = _static_versions.get(name)
+    if version is None:
+        try:
+            version = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]
+        except OSError:
+            version = "0"
+        _static_versions[name] = version
+    return f"/static/{name}?v={version}"
+
+
+def query_with(params: QueryParams | dict[str, Any], **changes: Any) -> str:
+    """The query string with some keys replaced (None removes); lists repeat the key."""
+    pairs: list[tuple[str, str]] = []
+    items = params.multi_items() if isinstance(params, QueryParams) else list(params.items())
+    for key, value in items:
+        if key not in changes:
+            pairs.append((key, str(value)))
+    for key, value in changes.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, list | tuple):
+            pairs.extend((key, str(v)) for v in value)
+        else:
+            pairs.append((key, str(value)))
+    return urlencode(pairs)
+
+
+def number(value: float | int | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+templates.env.globals.update(static_url=static_url, nav_items=NAV_ITEMS, query_with=query_with)
+templates.env.filters.update(number=number, percent=percent)
+
+
+# ---- Flash messages (a signed cookie that lives for one redirect) ----
+
+
+def _flash_serializer(settings: Settings) -> URLSafeSerializer:
+    secret = (
+        settings.session_secret.get_secret_value()
+        or settings.shopify_api_secret.get_secret_value()
+        or "pikcel-flash"
+    )
+    return URLSafeSerializer(secret, salt="pikcel-flash")
+
+
+def read_flashes(request: Request) -> list[dict[str, str]]:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return []
+    request.state.flash_consumed = True
+    try:
+        data = _flash_serializer(request.app.state.settings).loads(raw)
+    except BadSignature:
+        return []
+    return [
+        {"level": str(f.get("level", "info")), "message": str(f.get("message", ""))}
+        for f in data
+        if isinstance(f, dict)
+    ][:5]
+
+
+def redirect(
+    request: Request, url: str, *, flash: str | None = None, level: str = "success"
+) -> Response:
+    """303 See Other to `url`, carrying a one-time message to the next page."""
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        value = _flash_serializer(request.app.state.settings).dumps(
+            [{"level": level, "message": flash}]
+        )
+        response.set_cookie(
+            FLASH_COOKIE, value, max_age=60, httponly=True, samesite="lax",
+            secure=is_https(request.app.state.settings), path="/",
+        )  # fmt: skip
+    return response
+
+
+def is_https(settings: Settings) -> bool:
+    return settings.app_url.startswith("https://")
+
+
+# ---- Rendering ----
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    shop: str | None,
+    active: str | None = None,
+    live: bool = False,
+    last_event_id: int | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    ctx: dict[str, Any] = {
+        "shop": shop,
+        "active": active,
+        "live": live,
+        "last_event_id": last_event_id,
+        "env": settings.env,
+        "csrf_token": csrf.token_for(request, shop),
+        "flashes": read_flashes(request),
+        "now": datetime.now().astimezone(),
+    }
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+async def latest_event_id(session: AsyncSession, *, shop: str) -> int:
+    """The shop's newest outbox id, so the page's live stream resumes right after it."""
+    stmt = select(func.max(JobEvent.id)).where(JobEvent.shop == shop)
+    return int((await session.execute(stmt)).scalar_one_or_none() or 0)
+
+
+def maybe_shop(request: Request) -> str | None:
+    """The signed-in shop if there is one (error pages keep the menu), else None."""
+    from pikcel_jobs.shops.auth import current_shop
+
+    try:
+        return current_shop(request)
+    except AppError:
+        return None
+
+
+def error_page(
+    request: Request, status: int, title: str, message: str, *, shop: str | None = None
+) -> HTMLResponse:
+    shop = shop or maybe_shop(request)
+    return render(
+        request, "error.html", {"status": status, "title": title, "message": message},
+        shop=shop, status_code=status,
+    )  # fmt: skip
+
+
+def signin_page(
+    request: Request, *, message: str | None = None, status_code: int = 401
+) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not nxt.startswith("/app") or nxt.startswith("/app/signin"):
+        nxt = "/app"
+    return render(
+        request, "signin.html",
+        {"demo": settings.env in ("demo", "test"), "demo_shop": DEMO_SHOP, "next": nxt,
+         "message": message},
+        shop=None, status_code=status_code,
+    )  # fmt: skip
+
+
+ERROR_TITLES = {
+    400: "Something in the request is not right",
+    403: "That action was blocked",
+    404: "We couldn't find that",
+    409: "That can't be done right now",
+    502: "PikcelAI didn't answer",
+    503: "The service is busy",
+}
+
+
+def set_session_cookie(request: Request, response: Response, shop: str) -> None:
+    settings: Settings = request.app.state.settings
+    response.set_cookie(
+        SESSION_COOKIE, sign_session(settings, shop), max_age=SESSION_MAX_AGE, httponly=True,
+        samesite="lax", secure=is_https(settings), path="/",
+    )  # fmt: skip
+
+
+class PageRoute(APIRoute):
+    """Route class of the pages: errors become HTML pages a merchant can read, a missing
+    session shows the sign-in page, and the cookies a page needs are set on the way out."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                response = await original(request)
+            except Unauthorized as exc:
+                response = signin_page(request, message=_signin_message(request, exc))
+            except csrf.CsrfError as exc:
+                response = error_page(request, 403, ERROR_TITLES[403], exc.message)
+            except AppError as exc:
+                title = ERROR_TITLES.get(exc.status_code, "Something went wrong")
+                response = error_page(request, exc.status_code, title, exc.message)
+            except RequestValidationError as exc:
+                response = error_page(
+                    request, 400, ERROR_TITLES[400], describe_validation(list(exc.errors()))
+                )
+            except StarletteHTTPException as exc:
+                detail = exc.detail if isinstance(exc.detail, str) else "That didn't work."
+                response = error_page(
+                    request, exc.status_code, ERROR_TITLES.get(exc.status_code, detail), detail
+                )
+            except DBAPIError:
+                log.exception("database error on a page")
+                response = error_page(
+                    request, 503, ERROR_TITLES[503],
+                    "We couldn't reach our database just now. Wait a moment and reload the page.",
+                )  # fmt: skip
+            finish(request, response)
+            return response
+
+        return handler
+
+
+def _signin_message(request: Request, exc: Unauthorized) -> str | None:
+    if request.cookies.get(SESSION_COOKIE) or request.query_params.get("id_token"):
+        return "Your session has expired. Sign in again to continue."
+    return None
+
+
+def finish(request: Request, response: Response) -> None:
+    """Cookies a page leaves behind: the CSRF nonce, the session after an embedded first
+    load (`?id_token=`), and clearing a flash message once shown."""
+    settings: Settings = request.app.state.settings
+    nonce = getattr(request.state, "csrf_new_nonce", None)
+    if nonce:
+        response.set_cookie(
+            csrf.CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=is_https(settings),
+            path="/",
+        )  # fmt: skip
+    if getattr(request.state, "flash_consumed", False) and not any(
+        h.startswith(FLASH_COOKIE + "=") for h in response.headers.getlist("set-cookie")
+    ):
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    id_token = request.query_params.get("id_token")
+    if id_token and response.status_code < 400:
+        from pikcel_jobs.shops.auth import shop_from_session_token
+
+        try:
+            shop = shop_from_session_token(settings, id_token)
+        except Unauthorized:
+            return
+        set_session_cookie(request, response, shop)
