@@ -48,8 +48,9 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]
 
 
 def _corrupt(value: str) -> str:
-    last = value[-1]
-    return value[:-1] + ("A" if last != "A" else "B")
+    """Change one character so the value stays well-formed (hex/base64) but is wrong."""
+    head, last = value[:-2], value[-2]
+    return head + ("0" if last != "0" else "1") + value[-1]
 
 
 @dataclass
@@ -74,6 +75,7 @@ class WebhookSender:
         self.tasks: list[asyncio.Task[None]] = []
         self.held: dict[str, tuple[Delivery, asyncio.TimerHandle]] = {}
         self.pending = 0  # queued, held or waiting for a retry
+        self.retries: dict[str, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         self.client = httpx.AsyncClient(
@@ -91,18 +93,19 @@ class WebhookSender:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
-        for _, handle in self.held.values():
-            handle.cancel()
-        self.held.clear()
+        self.clear()
         if self.client is not None:
             await self.client.aclose()
             self.client = None
 
     def clear(self) -> None:
-        """Drop everything queued (reset)."""
+        """Drop everything queued, held or waiting for a retry (reset)."""
         for _, handle in self.held.values():
             handle.cancel()
         self.held.clear()
+        for handle in self.retries.values():
+            handle.cancel()
+        self.retries.clear()
         while not self.queue.empty():
             self.queue.get_nowait()
         self.pending = 0
@@ -156,7 +159,8 @@ class WebhookSender:
         self.pending += 1
         self.queue.put_nowait(delivery)
 
-    def _retry_later(self, delivery: Delivery) -> None:
+    def _retry_later(self, delivery: Delivery, token: str) -> None:
+        self.retries.pop(token, None)
         self.queue.put_nowait(delivery)
 
     async def _worker(self) -> None:
@@ -207,4 +211,7 @@ class WebhookSender:
             return
         base = sim.config.webhook_retry_seconds * 2 ** (delivery.attempt - 1)
         delay = base * (0.8 + 0.4 * random.random())
-        asyncio.get_running_loop().call_later(delay, self._retry_later, delivery)
+        token = secrets.token_hex(8)
+        self.retries[token] = asyncio.get_running_loop().call_later(
+            delay, self._retry_later, delivery, token
+        )
