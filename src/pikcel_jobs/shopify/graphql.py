@@ -71,8 +71,13 @@ class BucketEstimate:
 class ThrottlePacer:
     """Per-shop estimate of Shopify's cost bucket; `acquire` waits for enough points."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, max_single_wait: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        max_single_wait: float = 60.0,
+    ) -> None:
         self._clock = clock
         self._sleep = sleep
         self.max_single_wait = max_single_wait
@@ -106,8 +111,12 @@ class ThrottlePacer:
             wait = (need - bucket.available) / max(bucket.restore_rate, 0.001)
             await self._sleep(min(wait + 0.005, self.max_single_wait))
 
-    def release(self, shop: str, reserved: float, throttle_status: Mapping[str, Any] | None,
-                ) -> None:
+    def release(
+        self,
+        shop: str,
+        reserved: float,
+        throttle_status: Mapping[str, Any] | None,
+    ) -> None:
         """Settle a reservation with the server's `throttleStatus` (None: nothing charged)."""
         bucket = self._buckets.get(shop)
         if bucket is not None:
@@ -157,17 +166,21 @@ def estimate_query_cost(query: str, variables: Mapping[str, Any] | None = None) 
         document = _document(query)
     except GraphQLError:
         return 1
-    fragments = {d.name.value: d.selection_set for d in document.definitions
-                 if isinstance(d, FragmentDefinitionNode)}
-    operation = next((d for d in document.definitions
-                      if isinstance(d, OperationDefinitionNode)), None)
+    fragments = {
+        d.name.value: d.selection_set
+        for d in document.definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    operation = next(
+        (d for d in document.definitions if isinstance(d, OperationDefinitionNode)), None
+    )
     if operation is None:
         return 1
     values = dict(variables or {})
 
     def fields(selection_set: SelectionSetNode | None) -> list[FieldNode]:
         out: list[FieldNode] = []
-        for selection in (selection_set.selections if selection_set else ()):
+        for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
                 out.append(selection)
             elif isinstance(selection, InlineFragmentNode):
@@ -206,8 +219,9 @@ def estimate_query_cost(query: str, variables: Mapping[str, Any] | None = None) 
         return total
 
     if operation.operation == OperationType.MUTATION:
-        return 10 * len([f for f in fields(operation.selection_set)
-                         if not f.name.value.startswith("__")])
+        return 10 * len(
+            [f for f in fields(operation.selection_set) if not f.name.value.startswith("__")]
+        )
     return max(1, cost(operation.selection_set))
 
 
@@ -234,8 +248,11 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def raise_for_user_errors(payload: Mapping[str, Any] | None, *, mutation: str | None = None,
-                          ) -> None:
+def raise_for_user_errors(
+    payload: Mapping[str, Any] | None,
+    *,
+    mutation: str | None = None,
+) -> None:
     """Raise `ShopifyUserError` when a mutation payload has `userErrors` (or
     `mediaUserErrors`)."""
     if payload is None:
@@ -288,15 +305,21 @@ class ShopifyGraphQL:
         learned = _LEARNED.get(_learn_key(query, variables))
         return learned if learned is not None else estimate_query_cost(query, variables)
 
-    async def execute(self, query: str, variables: Mapping[str, Any] | None = None, *,
-                      operation_name: str | None = None) -> dict[str, Any]:
+    async def execute(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+    ) -> dict[str, Any]:
         """The `data` of a successful answer; raises the errors of `errors.py`."""
         payload = await self.request(query, variables, operation_name=operation_name)
         data = payload.get("data")
         return data if isinstance(data, dict) else {}
 
-    async def mutate(self, query: str, variables: Mapping[str, Any] | None, *,
-                     payload_key: str) -> dict[str, Any]:
+    async def mutate(
+        self, query: str, variables: Mapping[str, Any] | None, *, payload_key: str
+    ) -> dict[str, Any]:
         """Run a mutation and return its payload; raises `ShopifyUserError` on userErrors."""
         data = await self.execute(query, variables)
         payload = data.get(payload_key)
@@ -305,8 +328,13 @@ class ShopifyGraphQL:
         raise_for_user_errors(payload, mutation=payload_key)
         return payload
 
-    async def request(self, query: str, variables: Mapping[str, Any] | None = None, *,
-                      operation_name: str | None = None) -> dict[str, Any]:
+    async def request(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+    ) -> dict[str, Any]:
         """The whole JSON answer (data, extensions) after pacing and bounded retries."""
         body: dict[str, Any] = {"query": query}
         if variables:
@@ -327,7 +355,8 @@ class ShopifyGraphQL:
                     await self._sleep(self._backoff(attempt))
                     continue
                 raise ShopifyTransientError(
-                    f"Shopify request failed: {type(exc).__name__}") from exc
+                    f"Shopify request failed: {type(exc).__name__}"
+                ) from exc
 
             status = response.status_code
             if status != 200:
@@ -336,21 +365,26 @@ class ShopifyGraphQL:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if last or (retry_after is not None and retry_after > self.max_retry_after):
                     raise ShopifyTransientError(
-                        f"Shopify answered HTTP {status}", status=status, retry_after=retry_after)
-                await self._sleep(retry_after if retry_after is not None
-                                  else self._backoff(attempt))
+                        f"Shopify answered HTTP {status}", status=status, retry_after=retry_after
+                    )
+                await self._sleep(
+                    retry_after if retry_after is not None else self._backoff(attempt)
+                )
                 continue
 
             try:
                 payload = response.json()
             except ValueError:
                 self.pacer.release(self.shop, reserved, None)
-                raise ShopifyTransientError("Shopify answered with invalid JSON",
-                                            status=status) from None
-            cost = (payload.get("extensions") or {}).get("cost") \
-                if isinstance(payload, dict) else None
-            self.pacer.release(self.shop, reserved,
-                               cost.get("throttleStatus") if isinstance(cost, dict) else None)
+                raise ShopifyTransientError(
+                    "Shopify answered with invalid JSON", status=status
+                ) from None
+            cost = (
+                (payload.get("extensions") or {}).get("cost") if isinstance(payload, dict) else None
+            )
+            self.pacer.release(
+                self.shop, reserved, cost.get("throttleStatus") if isinstance(cost, dict) else None
+            )
             if isinstance(cost, dict):
                 self.last_cost = cost
                 if isinstance(cost.get("requestedQueryCost"), int | float):
@@ -364,17 +398,20 @@ class ShopifyGraphQL:
                 return payload if isinstance(payload, dict) else {}
             if not isinstance(errors, list):
                 raise ShopifyGraphQLError([{"message": str(errors)}], payload.get("data"))
-            if any((e.get("extensions") or {}).get("code") == "THROTTLED"
-                   for e in errors if isinstance(e, dict)):
+            if any(
+                (e.get("extensions") or {}).get("code") == "THROTTLED"
+                for e in errors
+                if isinstance(e, dict)
+            ):
                 wait = self._throttle_wait(cost)
                 if last:
-                    raise ShopifyThrottledError("Shopify kept answering THROTTLED",
-                                                retry_after=wait)
+                    raise ShopifyThrottledError(
+                        "Shopify kept answering THROTTLED", retry_after=wait
+                    )
                 # The pacer now knows the bucket; when it thinks there is room anyway
                 # (another process spent it), back off before asking again.
                 estimate = self.pacer.estimate(self.shop)
-                if estimate is None or estimate.available >= self.expected_cost(query,
-                                                                                 variables):
+                if estimate is None or estimate.available >= self.expected_cost(query, variables):
                     await self._sleep(max(wait, self._backoff(attempt)))
                 continue
             raise ShopifyGraphQLError(errors, payload.get("data"))
@@ -396,7 +433,8 @@ class ShopifyGraphQL:
         if status in (401, 403):
             raise ShopifyAuthError(
                 "Shopify rejected the access token (invalid, expired or revoked)"
-                if status == 401 else "The access token lacks a required scope",
+                if status == 401
+                else "The access token lacks a required scope",
                 status=status,
             )
         if status == 404:

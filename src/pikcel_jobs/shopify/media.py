@@ -159,14 +159,29 @@ def _state(node: dict[str, Any]) -> MediaState:
 
 
 async def staged_upload(
-    gql: ShopifyGraphQL, http_client: httpx.AsyncClient, data: bytes, filename: str, mime: str,
+    gql: ShopifyGraphQL,
+    http_client: httpx.AsyncClient,
+    data: bytes,
+    filename: str,
+    mime: str,
 ) -> str:
     """Upload `data` to a staged target (stagedUploadsCreate + multipart POST, file last,
     201 expected) and return its `resourceUrl` for `attach_media`."""
-    payload = await gql.mutate(STAGED_UPLOADS_CREATE, {"input": [{
-        "resource": "IMAGE", "filename": filename, "mimeType": mime, "httpMethod": "POST",
-        "fileSize": str(len(data)),
-    }]}, payload_key="stagedUploadsCreate")
+    payload = await gql.mutate(
+        STAGED_UPLOADS_CREATE,
+        {
+            "input": [
+                {
+                    "resource": "IMAGE",
+                    "filename": filename,
+                    "mimeType": mime,
+                    "httpMethod": "POST",
+                    "fileSize": str(len(data)),
+                }
+            ]
+        },
+        payload_key="stagedUploadsCreate",
+    )
     targets = payload.get("stagedTargets") or []
     if not targets:
         raise ShopifyError("stagedUploadsCreate returned no target")
@@ -175,27 +190,38 @@ async def staged_upload(
     try:
         # httpx writes `data` fields before `files`, so the file goes last as required.
         response = await http_client.post(
-            target["url"], data=dict(fields), files={"file": (filename, data, mime)},
+            target["url"],
+            data=dict(fields),
+            files={"file": (filename, data, mime)},
         )
     except httpx.TransportError as exc:
         raise ShopifyTransientError(f"staged upload failed: {type(exc).__name__}") from exc
     if response.status_code in (429, 500, 502, 503, 504):
-        raise ShopifyTransientError(f"staged upload answered HTTP {response.status_code}",
-                                    status=response.status_code)
+        raise ShopifyTransientError(
+            f"staged upload answered HTTP {response.status_code}", status=response.status_code
+        )
     if response.status_code not in (200, 201, 204):
         raise StagedUploadError(response.status_code, response.text)
     return str(target["resourceUrl"])
 
 
-async def attach_media(gql: ShopifyGraphQL, product_id: str, resource_url: str, alt: str,
-                       ) -> str:
+async def attach_media(
+    gql: ShopifyGraphQL,
+    product_id: str,
+    resource_url: str,
+    alt: str,
+) -> str:
     """Add an image to the product (productUpdate with media) and return the new
     MediaImage id. Not idempotent on its own: call `find_media_by_alt` first."""
-    payload = await gql.mutate(PRODUCT_UPDATE_MEDIA, {
-        "product": {"id": product_id},
-        "media": [{"originalSource": resource_url, "alt": alt, "mediaContentType": "IMAGE"}],
-    }, payload_key="productUpdate")
-    nodes = (((payload.get("product") or {}).get("media") or {}).get("nodes") or [])
+    payload = await gql.mutate(
+        PRODUCT_UPDATE_MEDIA,
+        {
+            "product": {"id": product_id},
+            "media": [{"originalSource": resource_url, "alt": alt, "mediaContentType": "IMAGE"}],
+        },
+        payload_key="productUpdate",
+    )
+    nodes = ((payload.get("product") or {}).get("media") or {}).get("nodes") or []
     for node in reversed(nodes):
         if node and node.get("alt") == alt:
             return str(node["id"])
@@ -205,14 +231,19 @@ async def attach_media(gql: ShopifyGraphQL, product_id: str, resource_url: str, 
     return found
 
 
-async def list_product_media(gql: ShopifyGraphQL, product_id: str, *, page_size: int = 50,
-                             ) -> list[MediaState] | None:
+async def list_product_media(
+    gql: ShopifyGraphQL,
+    product_id: str,
+    *,
+    page_size: int = 50,
+) -> list[MediaState] | None:
     """Every media on the product, in order; None when the product does not exist."""
     out: list[MediaState] = []
     after: str | None = None
     while True:
-        data = await gql.execute(PRODUCT_MEDIA,
-                                 {"id": product_id, "first": page_size, "after": after})
+        data = await gql.execute(
+            PRODUCT_MEDIA, {"id": product_id, "first": page_size, "after": after}
+        )
         product = data.get("product")
         if product is None:
             return None
@@ -224,8 +255,11 @@ async def list_product_media(gql: ShopifyGraphQL, product_id: str, *, page_size:
         after = page.get("endCursor")
 
 
-async def find_media_by_alt(gql: ShopifyGraphQL, product_id: str, alt_marker: str,
-                            ) -> str | None:
+async def find_media_by_alt(
+    gql: ShopifyGraphQL,
+    product_id: str,
+    alt_marker: str,
+) -> str | None:
     """The id of the product's (latest) media whose alt text carries `alt_marker`
     (a whole `pikcel:<job-id>` token, or the exact alt), else None."""
     media = await list_product_media(gql, product_id)
@@ -242,8 +276,12 @@ async def get_media(gql: ShopifyGraphQL, media_id: str) -> MediaState | None:
 
 
 async def wait_media_ready(
-    gql: ShopifyGraphQL, media_id: str, timeout: float = 60.0, *,  # noqa: ASYNC109
-    poll_interval: float = 0.5, max_interval: float = 5.0,
+    gql: ShopifyGraphQL,
+    media_id: str,
+    timeout: float = 60.0,
+    *,
+    poll_interval: float = 0.5,
+    max_interval: float = 5.0,
 ) -> MediaState:
     """Poll the media until READY or FAILED (`message` holds Shopify's reason).
 
@@ -264,21 +302,28 @@ async def wait_media_ready(
         interval = min(max_interval, interval * 1.5)
 
 
-async def remove_media_from_product(gql: ShopifyGraphQL, product_id: str, media_id: str,
-                                    ) -> None:
+async def remove_media_from_product(
+    gql: ShopifyGraphQL,
+    product_id: str,
+    media_id: str,
+) -> None:
     """Detach the media from the product (fileUpdate referencesToRemove); the file stays
     in the shop's Files, so a revert can add it back. Idempotent."""
-    await gql.mutate(FILE_UPDATE, {"files": [{"id": media_id,
-                                              "referencesToRemove": [product_id]}]},
-                     payload_key="fileUpdate")
+    await gql.mutate(
+        FILE_UPDATE,
+        {"files": [{"id": media_id, "referencesToRemove": [product_id]}]},
+        payload_key="fileUpdate",
+    )
 
 
 async def add_media_reference(gql: ShopifyGraphQL, product_id: str, media_id: str) -> None:
     """Attach an existing (READY) file to the product (fileUpdate referencesToAdd).
     Idempotent."""
-    await gql.mutate(FILE_UPDATE, {"files": [{"id": media_id,
-                                              "referencesToAdd": [product_id]}]},
-                     payload_key="fileUpdate")
+    await gql.mutate(
+        FILE_UPDATE,
+        {"files": [{"id": media_id, "referencesToAdd": [product_id]}]},
+        payload_key="fileUpdate",
+    )
 
 
 async def delete_file(gql: ShopifyGraphQL, media_id: str) -> None:

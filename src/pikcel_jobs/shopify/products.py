@@ -61,22 +61,35 @@ class Product(BaseModel):
 
 def _product(node: dict[str, Any]) -> Product:
     images = []
-    for media in ((node.get("media") or {}).get("nodes") or []):
+    for media in (node.get("media") or {}).get("nodes") or []:
         image = (media or {}).get("image")
         if not media or media.get("status") not in (None, "READY") or not image:
             continue  # a video, or an image still processing / failed
-        images.append(ProductImage(
-            id=str(media["id"]), url=str(image["url"]),
-            alt_text=image.get("altText") if image.get("altText") is not None
-            else media.get("alt"),
-            width=image.get("width"), height=image.get("height"),
-        ))
-    return Product(id=str(node["id"]), title=str(node.get("title", "")),
-                   handle=node.get("handle"), images=images)
+        images.append(
+            ProductImage(
+                id=str(media["id"]),
+                url=str(image["url"]),
+                alt_text=image.get("altText")
+                if image.get("altText") is not None
+                else media.get("alt"),
+                width=image.get("width"),
+                height=image.get("height"),
+            )
+        )
+    return Product(
+        id=str(node["id"]),
+        title=str(node.get("title", "")),
+        handle=node.get("handle"),
+        images=images,
+    )
 
 
-async def get_product(gql: ShopifyGraphQL, product_gid: str, *, media_first: int = 50,
-                      ) -> Product | None:
+async def get_product(
+    gql: ShopifyGraphQL,
+    product_gid: str,
+    *,
+    media_first: int = 50,
+) -> Product | None:
     """The product with its ready images, or None when it does not exist."""
     data = await gql.execute(PRODUCT_QUERY, {"id": product_gid, "mediaFirst": media_first})
     node = data.get("product")
@@ -93,10 +106,15 @@ async def list_products(
 ) -> tuple[list[Product], str | None]:
     """A page of products (sorted by title) matching Shopify search `query`, and the
     cursor of the next page (None on the last page)."""
-    data = await gql.execute(PRODUCTS_QUERY, {
-        "first": first, "after": after or None, "query": (query or "").strip() or None,
-        "mediaFirst": media_first,
-    })
+    data = await gql.execute(
+        PRODUCTS_QUERY,
+        {
+            "first": first,
+            "after": after or None,
+            "query": (query or "").strip() or None,
+            "mediaFirst": media_first,
+        },
+    )
     connection = data.get("products") or {}
     products = [_product(n) for n in connection.get("nodes") or [] if n]
     page = connection.get("pageInfo") or {}

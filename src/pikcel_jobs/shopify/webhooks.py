@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .hosts import validate_shop_domain
 
-TOPICS = frozenset({"app/uninstalled", "customers/data_request", "customers/redact",
-                    "shop/redact"})
+TOPICS = frozenset({"app/uninstalled", "customers/data_request", "customers/redact", "shop/redact"})
 
 
 def compute_webhook_hmac(body: bytes, secret: str) -> str:
@@ -61,8 +60,9 @@ class ShopifyWebhookHeaders(BaseModel):
 
         topic, shop, webhook_id = get("topic"), get("shop-domain"), get("webhook-id")
         if not topic or not shop or not webhook_id:
-            raise ValueError("missing X-Shopify-Topic, X-Shopify-Shop-Domain or "
-                             "X-Shopify-Webhook-Id")
+            raise ValueError(
+                "missing X-Shopify-Topic, X-Shopify-Shop-Domain or X-Shopify-Webhook-Id"
+            )
         triggered = get("triggered-at")
         when = None
         if triggered:
@@ -70,6 +70,12 @@ class ShopifyWebhookHeaders(BaseModel):
                 when = datetime.fromisoformat(triggered.replace("Z", "+00:00"))
             except ValueError:
                 when = None
-        return cls(topic=topic, shop_domain=validate_shop_domain(shop), webhook_id=webhook_id,
-                   triggered_at=when, api_version=get("api-version"), event_id=get("event-id"),
-                   hmac=get("hmac-sha256"))
+        return cls(
+            topic=topic,
+            shop_domain=validate_shop_domain(shop),
+            webhook_id=webhook_id,
+            triggered_at=when,
+            api_version=get("api-version"),
+            event_id=get("event-id"),
+            hmac=get("hmac-sha256"),
+        )

@@ -53,13 +53,20 @@ def _public_url(state: SimState, request: Request) -> str:
 
 
 def _cost(requested: int, actual: int | None, shop: Shop) -> dict[str, Any]:
-    return {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual,
-                     "throttleStatus": shop.bucket.status()}}
+    return {
+        "cost": {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": shop.bucket.status(),
+        }
+    }
 
 
 def _xml_error(code: str, message: str, status: int) -> Response:
-    body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
-            f"<Message>{escape(message)}</Message></Error>")
+    body = (
+        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+        f"<Message>{escape(message)}</Message></Error>"
+    )
     return Response(body, status_code=status, media_type="application/xml")
 
 
@@ -102,8 +109,9 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
                 data = response.content
         except httpx.HTTPError:
             data = None
-        state.settle_media(media, data, download_failed=data is None,
-                           failure_roll=state.rng.random())
+        state.settle_media(
+            media, data, download_failed=data is None, failure_roll=state.rng.random()
+        )
 
     @app.post("/admin/api/{version}/graphql.json")
     async def admin_graphql(version: str, request: Request) -> Response:
@@ -111,22 +119,30 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         shop = state.shops.get(domain) if domain else None
         if shop is None:
             return JSONResponse(NOT_FOUND, status_code=404)
-        headers = {"X-Shopify-API-Version": version,
-                   "X-Request-Id": f"sim-{time.monotonic_ns():x}"}
+        headers = {"X-Shopify-API-Version": version, "X-Request-Id": f"sim-{time.monotonic_ns():x}"}
         state.count("requests", shop.domain)
 
         forced_status, forced_throttle = _take_forced(shop.domain)
         if forced_status is not None:
             state.count("forced_status", str(forced_status))
-            message = ("Exceeded 2 calls per second for api client. Reduce request rates to "
-                       "resume uninterrupted service.") if forced_status == 429 \
+            message = (
+                (
+                    "Exceeded 2 calls per second for api client. Reduce request rates to "
+                    "resume uninterrupted service."
+                )
+                if forced_status == 429
                 else "Service Unavailable"
-            return JSONResponse({"errors": message}, status_code=forced_status,
-                                headers={**headers,
-                                         "Retry-After": str(state.faults.retry_after)})
+            )
+            return JSONResponse(
+                {"errors": message},
+                status_code=forced_status,
+                headers={**headers, "Retry-After": str(state.faults.retry_after)},
+            )
 
-        if state.check_access_token(shop.domain,
-                                    request.headers.get("x-shopify-access-token")) is None:
+        if (
+            state.check_access_token(shop.domain, request.headers.get("x-shopify-access-token"))
+            is None
+        ):
             state.count("unauthorized", shop.domain)
             return JSONResponse(UNAUTHORIZED, status_code=401, headers=headers)
 
@@ -139,10 +155,16 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
                 body = json.loads(raw or b"{}")
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not isinstance(body.get("query"), str) \
-                or not body["query"].strip():
-            return JSONResponse({"errors": {"query": "Required parameter missing or invalid"}},
-                                status_code=400, headers=headers)
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("query"), str)
+            or not body["query"].strip()
+        ):
+            return JSONResponse(
+                {"errors": {"query": "Required parameter missing or invalid"}},
+                status_code=400,
+                headers=headers,
+            )
         variables = body.get("variables") or {}
         operation_name = body.get("operationName")
 
@@ -154,10 +176,13 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         if problems:
             return JSONResponse({"errors": [p.formatted for p in problems]}, headers=headers)
         operation = get_operation_ast(document, operation_name)
-        if not isinstance(operation, OperationDefinitionNode) or \
-                operation.operation == OperationType.SUBSCRIPTION:
-            return JSONResponse({"errors": [{"message": "An operation name is required"}]},
-                                headers=headers)
+        if (
+            not isinstance(operation, OperationDefinitionNode)
+            or operation.operation == OperationType.SUBSCRIPTION
+        ):
+            return JSONResponse(
+                {"errors": [{"message": "An operation name is required"}]}, headers=headers
+            )
 
         calculator = CostCalculator(schema, document, operation, variables)
         try:
@@ -166,24 +191,38 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
             requested = 1
         if requested > config.max_query_cost:
             error = {
-                "message": (f"Query cost is {requested}, which exceeds the single query max "
-                            f"cost limit ({config.max_query_cost}).\n\nSee {THROTTLED_DOC} for "
-                            "more information on how the cost of a query is calculated."),
-                "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested,
-                               "maxCost": config.max_query_cost},
+                "message": (
+                    f"Query cost is {requested}, which exceeds the single query max "
+                    f"cost limit ({config.max_query_cost}).\n\nSee {THROTTLED_DOC} for "
+                    "more information on how the cost of a query is calculated."
+                ),
+                "extensions": {
+                    "code": "MAX_COST_EXCEEDED",
+                    "cost": requested,
+                    "maxCost": config.max_query_cost,
+                },
             }
-            return JSONResponse({"errors": [error], "extensions": _cost(requested, None, shop)},
-                                headers=headers)
+            return JSONResponse(
+                {"errors": [error], "extensions": _cost(requested, None, shop)}, headers=headers
+            )
         if forced_throttle or not shop.bucket.try_take(requested):
             state.count("throttled", shop.domain)
-            error = {"message": "Throttled",
-                     "extensions": {"code": "THROTTLED", "documentation": THROTTLED_DOC}}
-            return JSONResponse({"errors": [error], "extensions": _cost(requested, None, shop)},
-                                headers=headers)
+            error = {
+                "message": "Throttled",
+                "extensions": {"code": "THROTTLED", "documentation": THROTTLED_DOC},
+            }
+            return JSONResponse(
+                {"errors": [error], "extensions": _cost(requested, None, shop)}, headers=headers
+            )
 
         ctx = Ctx(state=state, shop=shop, public_url=_public_url(state, request))
-        result = execute_sync(schema, document, context_value=ctx, variable_values=variables,
-                              operation_name=operation_name)
+        result = execute_sync(
+            schema,
+            document,
+            context_value=ctx,
+            variable_values=variables,
+            operation_name=operation_name,
+        )
         actual = min(requested, calculator.actual(result.data))
         shop.bucket.refund(requested - actual)
 
@@ -220,16 +259,20 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         try:
             items = list(form.multi_items())
             if not items or items[-1][0] != "file" or not isinstance(items[-1][1], UploadFile):
-                return _xml_error("InvalidArgument",
-                                  "Cannot find the file: it must be the last form field "
-                                  "(fields after the file are ignored).", 400)
+                return _xml_error(
+                    "InvalidArgument",
+                    "Cannot find the file: it must be the last form field "
+                    "(fields after the file are ignored).",
+                    400,
+                )
             fields = {k: v for k, v in items[:-1] if isinstance(v, str)}
             for name, value in target.parameters:
                 if fields.get(name) != value:
                     return _xml_error(
                         "AccessDenied",
                         f"Invalid according to Policy: Policy Condition failed: "
-                        f"[\"eq\", \"${name}\", \"{value}\"]", 403,
+                        f'["eq", "${name}", "{value}"]',
+                        403,
                     )
             upload = items[-1][1]
             assert isinstance(upload, UploadFile)
@@ -237,14 +280,19 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         finally:
             await form.close()
         if not 1 <= len(data) <= 20 * 1024 * 1024:
-            return _xml_error("EntityTooLarge" if data else "EntityTooSmall",
-                              "Your proposed upload is outside the allowed size range.", 400)
+            return _xml_error(
+                "EntityTooLarge" if data else "EntityTooSmall",
+                "Your proposed upload is outside the allowed size range.",
+                400,
+            )
         target.data, target.uploaded_at = data, time.time()
         key = dict(target.parameters)["key"]
         location = f"{_public_url(state, request)}/staged-uploads/{target.id}/{target.filename}"
-        body = ("<?xml version='1.0' encoding='UTF-8'?><PostResponse>"
-                f"<Location>{escape(location)}</Location><Bucket>shopify-staged-uploads</Bucket>"
-                f"<Key>{escape(key)}</Key><ETag>\"{target.id[:32]}\"</ETag></PostResponse>")
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?><PostResponse>"
+            f"<Location>{escape(location)}</Location><Bucket>shopify-staged-uploads</Bucket>"
+            f'<Key>{escape(key)}</Key><ETag>"{target.id[:32]}"</ETag></PostResponse>'
+        )
         return Response(body, status_code=201, media_type="application/xml")
 
     @app.put("/staged-uploads/{target_id}")
@@ -253,8 +301,7 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         if target is None:
             return _xml_error("NoSuchUpload", "The upload target does not exist.", 404)
         if target.method != "PUT" or request.url.query != target.query_string:
-            return _xml_error("SignatureDoesNotMatch", "The request signature does not match.",
-                              403)
+            return _xml_error("SignatureDoesNotMatch", "The request signature does not match.", 403)
         data = await request.body()
         if not 1 <= len(data) <= 20 * 1024 * 1024:
             return _xml_error("EntityTooLarge", "Upload outside the allowed size range.", 400)
@@ -278,8 +325,9 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         data = state.media_bytes(media) if media else None
         if media is None or data is None:
             return Response("Not Found", status_code=404, media_type="text/plain")
-        return Response(data, media_type=media.mime,
-                        headers={"Cache-Control": "public, max-age=31536000"})
+        return Response(
+            data, media_type=media.mime, headers={"Cache-Control": "public, max-age=31536000"}
+        )
 
     # ---- admin (tests and the demo) --------------------------------------------------
 
@@ -288,11 +336,19 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         status = media.status(now)
         ctx = Ctx(state=state, shop=shop, public_url=_public_url(state, request), now=now)
         return {
-            "id": media.gid, "alt": media.alt, "status": status, "filename": media.filename,
+            "id": media.gid,
+            "alt": media.alt,
+            "status": status,
+            "filename": media.filename,
             "url": media_url(ctx, media) if status == "READY" else None,
-            "width": media.width, "height": media.height, "mimeType": media.mime,
-            "error": ({"code": media.error[0], "message": media.error[1]}
-                      if status == "FAILED" and media.error else None),
+            "width": media.width,
+            "height": media.height,
+            "mimeType": media.mime,
+            "error": (
+                {"code": media.error[0], "message": media.error[1]}
+                if status == "FAILED" and media.error
+                else None
+            ),
             "products": [p.gid for p in shop.products.values() if media.id in p.media_ids],
         }
 
@@ -324,8 +380,9 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
             return JSONResponse({"error": "expected a JSON object"}, status_code=400)
         unknown = set(body) - set(state.faults.as_dict())
         if unknown:
-            return JSONResponse({"error": f"unknown fault fields: {sorted(unknown)}"},
-                                status_code=400)
+            return JSONResponse(
+                {"error": f"unknown fault fields: {sorted(unknown)}"}, status_code=400
+            )
         with state.lock:
             for key, value in body.items():
                 setattr(state.faults, key, value)
@@ -339,8 +396,10 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
 
     @app.get("/_sim/shops")
     async def list_shops() -> list[dict[str, Any]]:
-        return [{"shop": s.domain, "id": s.id, "products": len(s.products)}
-                for s in state.shops.values()]
+        return [
+            {"shop": s.domain, "id": s.id, "products": len(s.products)}
+            for s in state.shops.values()
+        ]
 
     @app.post("/_sim/shops")
     async def create_shop(request: Request) -> Response:
@@ -349,8 +408,9 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         if not SHOP_DOMAIN.match(domain):
             return JSONResponse({"error": "shop must be name.myshopify.com"}, status_code=400)
         shop = state.create_shop(domain, body.get("products"))
-        return JSONResponse({"shop": shop.domain, "id": shop.id, "products": len(shop.products)},
-                            status_code=201)
+        return JSONResponse(
+            {"shop": shop.domain, "id": shop.id, "products": len(shop.products)}, status_code=201
+        )
 
     @app.get("/_sim/shops/{shop}/products/{product_id}")
     async def product_state(shop: str, product_id: str, request: Request) -> Response:
@@ -358,25 +418,33 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
         if isinstance(record, JSONResponse):
             return record
         try:
-            number = int(product_id) if product_id.isdigit() else \
-                (parse_gid(product_id, "Product") or ("", -1))[1]
+            number = (
+                int(product_id)
+                if product_id.isdigit()
+                else (parse_gid(product_id, "Product") or ("", -1))[1]
+            )
         except GraphQLError:
             number = -1
         product = record.products.get(number)
         if product is None:
             return JSONResponse({"error": "unknown product"}, status_code=404)
-        media = [_media_json(request, record, record.media[i]) for i in product.media_ids
-                 if i in record.media]
-        return JSONResponse({"id": product.gid, "title": product.title, "handle": product.handle,
-                             "media": media})
+        media = [
+            _media_json(request, record, record.media[i])
+            for i in product.media_ids
+            if i in record.media
+        ]
+        return JSONResponse(
+            {"id": product.gid, "title": product.title, "handle": product.handle, "media": media}
+        )
 
     @app.get("/_sim/shops/{shop}/files")
     async def shop_files(shop: str, request: Request) -> Response:
         record = _shop_or_404(shop)
         if isinstance(record, JSONResponse):
             return record
-        return JSONResponse([_media_json(request, record, m) for m in record.media.values()
-                             if m.spec is None])
+        return JSONResponse(
+            [_media_json(request, record, m) for m in record.media.values() if m.spec is None]
+        )
 
     @app.post("/_sim/shops/{shop}/expire-tokens")
     async def expire_tokens(shop: str) -> dict[str, Any]:
@@ -394,8 +462,13 @@ def create_app(config: ShopifySimConfig | None = None) -> FastAPI:
                 status_code=400,
             )
         result = await send_webhook(
-            state, shop=shop, topic=topic, address=address, payload=body.get("payload"),
-            api_version=str(body.get("api_version") or "2025-10"), secret=body.get("secret"),
+            state,
+            shop=shop,
+            topic=topic,
+            address=address,
+            payload=body.get("payload"),
+            api_version=str(body.get("api_version") or "2025-10"),
+            secret=body.get("secret"),
         )
         return JSONResponse(result)
 

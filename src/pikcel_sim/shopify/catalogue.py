@@ -24,16 +24,46 @@ _NOUNS: dict[str, tuple[str, ...]] = {
     "jar": ("Face Cream", "Scented Candle", "Honey Jar", "Lip Balm", "Spice Jar"),
 }
 _ADJECTIVES = (
-    "Amber", "Sage", "Coral", "Midnight", "Ivory", "Terracotta", "Ocean", "Lavender",
-    "Charcoal", "Golden", "Mint", "Rose", "Walnut", "Arctic", "Citrus", "Forest",
+    "Amber",
+    "Sage",
+    "Coral",
+    "Midnight",
+    "Ivory",
+    "Terracotta",
+    "Ocean",
+    "Lavender",
+    "Charcoal",
+    "Golden",
+    "Mint",
+    "Rose",
+    "Walnut",
+    "Arctic",
+    "Citrus",
+    "Forest",
 )
 _BACKGROUNDS = (
-    (236, 229, 218), (214, 230, 242), (242, 220, 219), (222, 238, 222), (240, 236, 210),
-    (228, 222, 240), (210, 214, 220), (250, 246, 240), (246, 224, 200), (200, 226, 224),
+    (236, 229, 218),
+    (214, 230, 242),
+    (242, 220, 219),
+    (222, 238, 222),
+    (240, 236, 210),
+    (228, 222, 240),
+    (210, 214, 220),
+    (250, 246, 240),
+    (246, 224, 200),
+    (200, 226, 224),
 )
 _OBJECT_COLOURS = (
-    (184, 92, 56), (64, 110, 140), (46, 46, 52), (150, 40, 60), (90, 130, 80),
-    (210, 160, 60), (120, 84, 150), (30, 90, 90), (200, 200, 205), (160, 110, 70),
+    (184, 92, 56),
+    (64, 110, 140),
+    (46, 46, 52),
+    (150, 40, 60),
+    (90, 130, 80),
+    (210, 160, 60),
+    (120, 84, 150),
+    (30, 90, 90),
+    (200, 200, 205),
+    (160, 110, 70),
 )
 _VENDORS = ("Pikcel Goods", "Northwind", "Maple & Co", "Studio Nine", "Harbor Supply")
 
@@ -143,52 +173,103 @@ def draw_product_photo(
         body_top = top + obj_h * 0.32
         draw.rounded_rectangle((left, body_top, right, base_y), radius=obj_w * 0.22, fill=colour)
         draw.polygon(
-            [(left + obj_w * 0.1, body_top + 4), (cx - neck_w / 2, top + obj_h * 0.16),
-             (cx + neck_w / 2, top + obj_h * 0.16), (right - obj_w * 0.1, body_top + 4)],
+            [
+                (left + obj_w * 0.1, body_top + 4),
+                (cx - neck_w / 2, top + obj_h * 0.16),
+                (cx + neck_w / 2, top + obj_h * 0.16),
+                (right - obj_w * 0.1, body_top + 4),
+            ],
             fill=colour,
         )
-        draw.rectangle((cx - neck_w / 2, top + obj_h * 0.08, cx + neck_w / 2, top + obj_h * 0.2),
-                       fill=colour)
-        draw.rounded_rectangle((cx - neck_w * 0.65, top, cx + neck_w * 0.65, top + obj_h * 0.1),
-                               radius=4, fill=dark)
-        draw.rounded_rectangle(
-            (left + obj_w * 0.16, body_top + obj_h * 0.2,
-             right - obj_w * 0.16, base_y - obj_h * 0.12),
-            radius=6, fill=_lighter(colour, 0.75),
+        draw.rectangle(
+            (cx - neck_w / 2, top + obj_h * 0.08, cx + neck_w / 2, top + obj_h * 0.2), fill=colour
         )
-        draw.rectangle((left + obj_w * 0.08, body_top + obj_h * 0.05, left + obj_w * 0.14,
-                        base_y - obj_h * 0.08), fill=light)
+        draw.rounded_rectangle(
+            (cx - neck_w * 0.65, top, cx + neck_w * 0.65, top + obj_h * 0.1), radius=4, fill=dark
+        )
+        draw.rounded_rectangle(
+            (
+                left + obj_w * 0.16,
+                body_top + obj_h * 0.2,
+                right - obj_w * 0.16,
+                base_y - obj_h * 0.12,
+            ),
+            radius=6,
+            fill=_lighter(colour, 0.75),
+        )
+        draw.rectangle(
+            (
+                left + obj_w * 0.08,
+                body_top + obj_h * 0.05,
+                left + obj_w * 0.14,
+                base_y - obj_h * 0.08,
+            ),
+            fill=light,
+        )
     elif shape == "circle":
         r = min(obj_w, obj_h) / 2
         cy = base_y - r
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
         draw.ellipse((cx - r * 0.78, cy - r * 0.78, cx + r * 0.78, cy + r * 0.78), fill=light)
         draw.ellipse((cx - r * 0.18, cy - r * 0.18, cx + r * 0.18, cy + r * 0.18), fill=dark)
-        draw.arc((cx - r * 0.92, cy - r * 0.92, cx + r * 0.92, cy + r * 0.92), 200, 250,
-                 fill=_lighter(colour, 0.8), width=max(3, int(r * 0.05)))
+        draw.arc(
+            (cx - r * 0.92, cy - r * 0.92, cx + r * 0.92, cy + r * 0.92),
+            200,
+            250,
+            fill=_lighter(colour, 0.8),
+            width=max(3, int(r * 0.05)),
+        )
     elif shape == "box":
         box_top = base_y - obj_h * 0.7
         depth = obj_h * 0.12
-        draw.polygon([(left, box_top), (left + depth, box_top - depth),
-                      (right + depth, box_top - depth), (right, box_top)], fill=light)
-        draw.polygon([(right, box_top), (right + depth, box_top - depth),
-                      (right + depth, base_y - depth), (right, base_y)], fill=dark)
+        draw.polygon(
+            [
+                (left, box_top),
+                (left + depth, box_top - depth),
+                (right + depth, box_top - depth),
+                (right, box_top),
+            ],
+            fill=light,
+        )
+        draw.polygon(
+            [
+                (right, box_top),
+                (right + depth, box_top - depth),
+                (right + depth, base_y - depth),
+                (right, base_y),
+            ],
+            fill=dark,
+        )
         draw.rounded_rectangle((left, box_top, right, base_y), radius=6, fill=colour)
-        draw.rectangle((cx - obj_w * 0.06, box_top, cx + obj_w * 0.06, base_y),
-                       fill=_lighter(colour, 0.6))
+        draw.rectangle(
+            (cx - obj_w * 0.06, box_top, cx + obj_w * 0.06, base_y), fill=_lighter(colour, 0.6)
+        )
     else:  # jar
         lid_h = obj_h * 0.16
         body_top = top + lid_h
         draw.rounded_rectangle((left, body_top, right, base_y), radius=obj_w * 0.16, fill=colour)
-        draw.rounded_rectangle((left + obj_w * 0.04, top, right - obj_w * 0.04, body_top + 6),
-                               radius=8, fill=dark)
         draw.rounded_rectangle(
-            (left + obj_w * 0.14, body_top + obj_h * 0.2,
-             right - obj_w * 0.14, base_y - obj_h * 0.2),
-            radius=8, fill=_lighter(colour, 0.8),
+            (left + obj_w * 0.04, top, right - obj_w * 0.04, body_top + 6), radius=8, fill=dark
         )
-        draw.rectangle((left + obj_w * 0.06, body_top + obj_h * 0.06, left + obj_w * 0.12,
-                        base_y - obj_h * 0.08), fill=light)
+        draw.rounded_rectangle(
+            (
+                left + obj_w * 0.14,
+                body_top + obj_h * 0.2,
+                right - obj_w * 0.14,
+                base_y - obj_h * 0.2,
+            ),
+            radius=8,
+            fill=_lighter(colour, 0.8),
+        )
+        draw.rectangle(
+            (
+                left + obj_w * 0.06,
+                body_top + obj_h * 0.06,
+                left + obj_w * 0.12,
+                base_y - obj_h * 0.08,
+            ),
+            fill=light,
+        )
     return image
 
 
@@ -209,9 +290,7 @@ class PhotoCache:
         self._items: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_or_make(
-        self, seed: int, shop: str, spec: ProductSpec, image_index: int
-    ) -> bytes:
+    def get_or_make(self, seed: int, shop: str, spec: ProductSpec, image_index: int) -> bytes:
         width, height, fmt = spec.images[image_index]
         key = (seed, shop, spec.index, image_index)
         with self._lock:

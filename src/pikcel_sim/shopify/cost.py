@@ -70,8 +70,9 @@ class CostCalculator:
                 if fragment is None:
                     continue
                 named = self.schema.get_type(fragment.type_condition.name.value)
-                owner = named if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) \
-                    else parent
+                owner = (
+                    named if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) else parent
+                )
                 out.extend(self._fields(owner, fragment.selection_set))
         return out
 
@@ -89,13 +90,17 @@ class CostCalculator:
     # ---- requested ------------------------------------------------------------------
 
     def requested(self) -> int:
-        root = self.schema.mutation_type if self.operation.operation == OperationType.MUTATION \
+        root = (
+            self.schema.mutation_type
+            if self.operation.operation == OperationType.MUTATION
             else self.schema.query_type
+        )
         if root is None:
             return 0
         if self.operation.operation == OperationType.MUTATION:
             return MUTATION_COST * sum(
-                1 for node, _ in self._fields(root, self.operation.selection_set)
+                1
+                for node, _ in self._fields(root, self.operation.selection_set)
                 if not node.name.value.startswith("__")
             )
         return self._selection_cost(root, self.operation.selection_set)
@@ -164,7 +169,8 @@ class CostCalculator:
             elif isinstance(value, list):
                 total += sum(
                     1 + self._actual_cost(named, node.selection_set, item)
-                    for item in value if item is not None
+                    for item in value
+                    if item is not None
                 )
             else:
                 total += 1 + self._actual_cost(named, node.selection_set, value)

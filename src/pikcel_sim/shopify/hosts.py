@@ -21,8 +21,7 @@ def shop_from_host(host: str | None) -> str | None:
 def query_hmac(params: Iterable[tuple[str, str]], secret: str) -> str:
     """Hex HMAC-SHA256 over `k=v` pairs sorted by key and joined with `&` (hmac excluded)."""
     message = "&".join(
-        f"{key}={value}" for key, value in sorted(
-            (k, v) for k, v in params if k not in ("hmac", "signature")
-        )
+        f"{key}={value}"
+        for key, value in sorted((k, v) for k, v in params if k not in ("hmac", "signature"))
     )
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()

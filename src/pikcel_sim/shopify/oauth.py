@@ -53,13 +53,17 @@ def _truthy(value: Any) -> bool:
 def verify_subject_token(state: SimState, token: str, shop: str) -> dict[str, Any]:
     """Verify a session token as Shopify does before exchanging it; raises ValueError."""
     config = state.config
-    secrets_to_try = [config.api_secret] + ([config.old_api_secret] if config.old_api_secret
-                                             else [])
+    secrets_to_try = [config.api_secret] + (
+        [config.old_api_secret] if config.old_api_secret else []
+    )
     last_error: Exception | None = None
     for secret in secrets_to_try:
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, secret, algorithms=["HS256"], audience=config.api_key,
+                token,
+                secret,
+                algorithms=["HS256"],
+                audience=config.api_key,
                 leeway=config.session_token_leeway,
                 options={"require": ["exp", "nbf", "iss", "dest", "aud"]},
             )
@@ -100,8 +104,9 @@ def register_oauth(app: FastAPI, state: SimState) -> None:
             params = await _read_params(request)
         except ValueError:
             return _oauth_error("invalid_request", "The request body could not be parsed")
-        grant = str(params.get("grant_type") or ("authorization_code" if params.get("code")
-                                                   else ""))
+        grant = str(
+            params.get("grant_type") or ("authorization_code" if params.get("code") else "")
+        )
         state.count("token_requests", grant or "missing")
         client_ok = hmac.compare_digest(str(params.get("client_id", "")), config.api_key) and (
             hmac.compare_digest(str(params.get("client_secret", "")), config.api_secret)
@@ -123,14 +128,20 @@ def register_oauth(app: FastAPI, state: SimState) -> None:
                 return JSONResponse(NOT_FOUND, status_code=404)
             if requested == ONLINE_TOKEN_TYPE:
                 user_id = int(claims["sub"]) if str(claims.get("sub", "")).isdigit() else 1
-                answer = state.issue_access_token(shop, mode="online", expiring=True,
-                                                  user_id=user_id)
+                answer = state.issue_access_token(
+                    shop, mode="online", expiring=True, user_id=user_id
+                )
                 answer["associated_user_scope"] = answer["scope"]
                 answer["session"] = claims.get("sid")
                 answer["associated_user"] = {
-                    "id": user_id, "first_name": "Demo", "last_name": "Merchant",
-                    "email": f"merchant-{user_id}@example.com", "account_owner": True,
-                    "locale": "en", "collaborator": False, "email_verified": True,
+                    "id": user_id,
+                    "first_name": "Demo",
+                    "last_name": "Merchant",
+                    "email": f"merchant-{user_id}@example.com",
+                    "account_owner": True,
+                    "locale": "en",
+                    "collaborator": False,
+                    "email_verified": True,
                 }
                 return JSONResponse(answer)
             expiring = _truthy(params.get("expiring", "0"))
@@ -140,8 +151,12 @@ def register_oauth(app: FastAPI, state: SimState) -> None:
             token = str(params.get("refresh_token", ""))
             with state.lock:
                 record = state.refresh_tokens.get(token)
-                if record is None or record.shop != shop or record.used \
-                        or record.expires_at <= time.time():
+                if (
+                    record is None
+                    or record.shop != shop
+                    or record.used
+                    or record.expires_at <= time.time()
+                ):
                     return _oauth_error(
                         "invalid_grant",
                         "The refresh token is invalid, expired, revoked or was already used",
@@ -155,14 +170,21 @@ def register_oauth(app: FastAPI, state: SimState) -> None:
             code = str(params.get("code", ""))
             with state.lock:
                 entry = state.auth_codes.get(code)
-                if entry is None or entry.shop != shop or entry.used \
-                        or entry.expires_at <= time.time():
-                    return _oauth_error("invalid_request",
-                                        "The authorization code was not found or was already used")
+                if (
+                    entry is None
+                    or entry.shop != shop
+                    or entry.used
+                    or entry.expires_at <= time.time()
+                ):
+                    return _oauth_error(
+                        "invalid_request",
+                        "The authorization code was not found or was already used",
+                    )
                 entry.used = True
             expiring = _truthy(params.get("expiring", "0"))
-            return JSONResponse(state.issue_access_token(shop, mode="offline", expiring=expiring,
-                                                         scope=entry.scope))
+            return JSONResponse(
+                state.issue_access_token(shop, mode="offline", expiring=expiring, scope=entry.scope)
+            )
 
         return _oauth_error("unsupported_grant_type", f"Unsupported grant_type '{grant}'")
 
@@ -174,8 +196,9 @@ def register_oauth(app: FastAPI, state: SimState) -> None:
             return JSONResponse(NOT_FOUND, status_code=404)
         query = request.query_params
         if query.get("client_id") != config.api_key:
-            return PlainTextResponse("Oauth error invalid_request: The client_id is not valid",
-                                     status_code=400)
+            return PlainTextResponse(
+                "Oauth error invalid_request: The client_id is not valid", status_code=400
+            )
         redirect_uri = query.get("redirect_uri", "")
         if urlsplit(redirect_uri).scheme not in ("http", "https"):
             return PlainTextResponse(
@@ -187,7 +210,9 @@ def register_oauth(app: FastAPI, state: SimState) -> None:
         code = secrets.token_hex(16)
         with state.lock:
             state.auth_codes[code] = AuthCode(
-                code=code, shop=shop, scope=query.get("scope") or config.scopes,
+                code=code,
+                shop=shop,
+                scope=query.get("scope") or config.scopes,
                 expires_at=time.time() + 600,
             )
         host = base64.b64encode(f"admin.shopify.com/store/{shop.split('.')[0]}".encode())

@@ -76,16 +76,24 @@ def decode_cursor(cursor: str) -> int:
 
 
 def paginate(
-    items: Sequence[Any], key: Callable[[Any], int], *, first: int | None, after: str | None,
-    last: int | None, before: str | None, reverse: bool = False,
+    items: Sequence[Any],
+    key: Callable[[Any], int],
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    reverse: bool = False,
 ) -> dict[str, Any]:
     if first is None and last is None:
-        raise GraphQLError("you must provide one of first or last",
-                           extensions={"code": "BAD_USER_INPUT"})
+        raise GraphQLError(
+            "you must provide one of first or last", extensions={"code": "BAD_USER_INPUT"}
+        )
     for size in (first, last):
         if size is not None and not 0 <= size <= MAX_PAGE:
-            raise GraphQLError(f"The maximum page size is {MAX_PAGE}",
-                               extensions={"code": "BAD_USER_INPUT"})
+            raise GraphQLError(
+                f"The maximum page size is {MAX_PAGE}", extensions={"code": "BAD_USER_INPUT"}
+            )
     seq = list(reversed(items)) if reverse else list(items)
     keys = [key(x) for x in seq]
     start, end = 0, len(seq)
@@ -128,8 +136,9 @@ def _text_match(haystack: str, needle: str) -> bool:
         return needle.strip("*") in haystack
     if needle.endswith("*"):
         stem = needle.rstrip("*")
-        return any(word.startswith(stem) for word in re.split(r"\W+", haystack)) \
-            or haystack.startswith(stem)
+        return any(
+            word.startswith(stem) for word in re.split(r"\W+", haystack)
+        ) or haystack.startswith(stem)
     if needle.startswith("*"):
         return haystack.endswith(needle.lstrip("*"))
     return needle in haystack
@@ -137,8 +146,10 @@ def _text_match(haystack: str, needle: str) -> bool:
 
 def _term_matches(product: Product, name: str | None, value: str) -> bool:
     if name is None:
-        return any(_text_match(text, value) for text in
-                   (product.title, product.vendor, product.product_type, *product.tags))
+        return any(
+            _text_match(text, value)
+            for text in (product.title, product.vendor, product.product_type, *product.tags)
+        )
     name = name.lower()
     if name == "title":
         return _text_match(product.title, value)
@@ -181,8 +192,10 @@ def product_matches(product: Product, query: str | None) -> bool:
 
 
 def media_url(ctx: Ctx, media: Media) -> str:
-    return (f"{ctx.public_url}/cdn/{ctx.shop.domain}/files/{quote(media.filename)}"
-            f"?v={int(media.updated_at)}")
+    return (
+        f"{ctx.public_url}/cdn/{ctx.shop.domain}/files/{quote(media.filename)}"
+        f"?v={int(media.updated_at)}"
+    )
 
 
 def _image_view(ctx: Ctx, media: Media) -> dict[str, Any] | None:
@@ -218,8 +231,10 @@ def _media_resolvers() -> dict[str, Callable[..., Any]]:
         "fileErrors": lambda m, info: _errors_view(_ctx(info), m),
         "mediaWarnings": lambda m, info: [],
         "image": lambda m, info: _image_view(_ctx(info), m),
-        "preview": lambda m, info: {"image": _image_view(_ctx(info), m),
-                                    "status": m.status(_ctx(info).now)},
+        "preview": lambda m, info: {
+            "image": _image_view(_ctx(info), m),
+            "status": m.status(_ctx(info).now),
+        },
         "mimeType": lambda m, info: m.mime,
         "createdAt": lambda m, info: iso(m.created_at),
         "updatedAt": lambda m, info: iso(m.updated_at),
@@ -229,9 +244,15 @@ def _media_resolvers() -> dict[str, Callable[..., Any]]:
 def _product_media(p: Product, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
     shop = _ctx(info).shop
     items = [shop.media[i] for i in p.media_ids if i in shop.media]
-    return paginate(items, lambda m: m.id, first=args.get("first"), after=args.get("after"),
-                    last=args.get("last"), before=args.get("before"),
-                    reverse=bool(args.get("reverse")))
+    return paginate(
+        items,
+        lambda m: m.id,
+        first=args.get("first"),
+        after=args.get("after"),
+        last=args.get("last"),
+        before=args.get("before"),
+        reverse=bool(args.get("reverse")),
+    )
 
 
 def _product_resolvers() -> dict[str, Callable[..., Any]]:
@@ -299,16 +320,25 @@ def _q_products(_: Any, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]
         (p for p in shop.products.values() if product_matches(p, args.get("query"))),
         key=_SORT_KEYS[args.get("sortKey") or "ID"],
     )
-    return paginate(items, lambda p: p.id, first=args.get("first"), after=args.get("after"),
-                    last=args.get("last"), before=args.get("before"),
-                    reverse=bool(args.get("reverse")))
+    return paginate(
+        items,
+        lambda p: p.id,
+        first=args.get("first"),
+        after=args.get("after"),
+        last=args.get("last"),
+        before=args.get("before"),
+        reverse=bool(args.get("reverse")),
+    )
 
 
 # ---- mutations -------------------------------------------------------------------------
 
 
-def _user_error(field_path: Sequence[Any], message: str, code: str | None = None,
-                ) -> dict[str, Any]:
+def _user_error(
+    field_path: Sequence[Any],
+    message: str,
+    code: str | None = None,
+) -> dict[str, Any]:
     error: dict[str, Any] = {"field": [str(x) for x in field_path], "message": message}
     if code is not None:
         error["code"] = code
@@ -354,62 +384,79 @@ def _create_media_from_source(ctx: Ctx, source: str, alt: str | None) -> Media:
         ok = target is not None and target.shop == ctx.shop.domain and target.data is not None
         if target is not None:
             media.filename = state.rename_file(ctx.shop, media, target.filename)
-        state.settle_media(media, target.data if ok and target else None,
-                           download_failed=not ok, failure_roll=roll)
+        state.settle_media(
+            media, target.data if ok and target else None, download_failed=not ok, failure_roll=roll
+        )
         return media
     cdn = _cdn_media(ctx, source)
     if cdn is not None:
-        state.settle_media(media, state.media_bytes(cdn), download_failed=False,
-                           failure_roll=roll)
+        state.settle_media(media, state.media_bytes(cdn), download_failed=False, failure_roll=roll)
         return media
     ctx.fetches.append((media, source))
     return media
 
 
-def _m_staged_uploads_create(_: Any, info: GraphQLResolveInfo, input: list[dict[str, Any]],
-                             ) -> dict[str, Any]:
+def _m_staged_uploads_create(
+    _: Any,
+    info: GraphQLResolveInfo,
+    input: list[dict[str, Any]],
+) -> dict[str, Any]:
     ctx = _ctx(info)
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(input):
         if item["resource"] not in IMAGE_RESOURCES:
-            errors.append(_user_error(["input", i, "resource"],
-                                      f"Resource {item['resource']} is not supported"))
+            errors.append(
+                _user_error(
+                    ["input", i, "resource"], f"Resource {item['resource']} is not supported"
+                )
+            )
         if not item["filename"].strip():
             errors.append(_user_error(["input", i, "filename"], "Filename can't be blank"))
         if item["resource"] != "FILE" and not str(item["mimeType"]).startswith("image/"):
-            errors.append(_user_error(["input", i, "mimeType"],
-                                      f"Mime type {item['mimeType']} is not an image type"))
+            errors.append(
+                _user_error(
+                    ["input", i, "mimeType"], f"Mime type {item['mimeType']} is not an image type"
+                )
+            )
         size = item.get("fileSize")
         if size is not None and int(size) > IMAGE_MAX_BYTES:
-            errors.append(_user_error(["input", i, "fileSize"],
-                                      "File size must be less than 20 MB"))
+            errors.append(
+                _user_error(["input", i, "fileSize"], "File size must be less than 20 MB")
+            )
     if errors:
         return {"stagedTargets": None, "userErrors": errors}
     targets = []
     for item in input:
         target = ctx.state.new_staged_target(
-            ctx.shop, filename=item["filename"], mime=item["mimeType"],
+            ctx.shop,
+            filename=item["filename"],
+            mime=item["mimeType"],
             method=item.get("httpMethod") or "PUT",
             file_size=int(item["fileSize"]) if item.get("fileSize") is not None else None,
         )
         ctx.state.count("staged_uploads", ctx.shop.domain)
         base = f"{ctx.public_url}/staged-uploads/{target.id}"
         url = base if target.method == "POST" else f"{base}?{target.query_string}"
-        targets.append({
-            "url": url,
-            "resourceUrl": f"{base}/{quote(target.filename)}",
-            "parameters": [{"name": n, "value": v} for n, v in target.parameters],
-        })
+        targets.append(
+            {
+                "url": url,
+                "resourceUrl": f"{base}/{quote(target.filename)}",
+                "parameters": [{"name": n, "value": v} for n, v in target.parameters],
+            }
+        )
     return {"stagedTargets": targets, "userErrors": []}
 
 
-def _m_product_update(_: Any, info: GraphQLResolveInfo, product: dict[str, Any] | None = None,
-                      media: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _m_product_update(
+    _: Any,
+    info: GraphQLResolveInfo,
+    product: dict[str, Any] | None = None,
+    media: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     ctx = _ctx(info)
     product = product or {}
     if not product.get("id"):
-        return {"product": None,
-                "userErrors": [_user_error(["id"], "Product id is required")]}
+        return {"product": None, "userErrors": [_user_error(["id"], "Product id is required")]}
     parsed = parse_gid(product["id"], "Product")
     target = None if parsed is None else ctx.shop.products.get(parsed[1])
     if target is None:
@@ -417,14 +464,22 @@ def _m_product_update(_: Any, info: GraphQLResolveInfo, product: dict[str, Any] 
     errors = []
     for i, item in enumerate(media or []):
         if item["mediaContentType"] != "IMAGE":
-            errors.append(_user_error(["media", i, "mediaContentType"],
-                                      "Only IMAGE media is supported by this store"))
+            errors.append(
+                _user_error(
+                    ["media", i, "mediaContentType"], "Only IMAGE media is supported by this store"
+                )
+            )
         if not _valid_source(item["originalSource"]):
             errors.append(_user_error(["media", i, "originalSource"], "Image URL is invalid"))
     if errors:
         return {"product": target, "userErrors": errors}
-    for name, attr in (("title", "title"), ("handle", "handle"), ("vendor", "vendor"),
-                       ("productType", "product_type"), ("status", "status")):
+    for name, attr in (
+        ("title", "title"),
+        ("handle", "handle"),
+        ("vendor", "vendor"),
+        ("productType", "product_type"),
+        ("status", "status"),
+    ):
         if product.get(name) is not None:
             setattr(target, attr, product[name])
     if product.get("tags") is not None:
@@ -436,18 +491,31 @@ def _m_product_update(_: Any, info: GraphQLResolveInfo, product: dict[str, Any] 
     return {"product": target, "userErrors": []}
 
 
-def _m_file_create(_: Any, info: GraphQLResolveInfo, files: list[dict[str, Any]],
-                   ) -> dict[str, Any]:
+def _m_file_create(
+    _: Any,
+    info: GraphQLResolveInfo,
+    files: list[dict[str, Any]],
+) -> dict[str, Any]:
     ctx = _ctx(info)
     errors = []
     for i, item in enumerate(files):
         content_type = item.get("contentType") or "IMAGE"
         if content_type != "IMAGE":
-            errors.append(_user_error(["files", i, "contentType"],
-                                      "Only IMAGE files are supported by this store", "INVALID"))
+            errors.append(
+                _user_error(
+                    ["files", i, "contentType"],
+                    "Only IMAGE files are supported by this store",
+                    "INVALID",
+                )
+            )
         if not _valid_source(item["originalSource"]):
-            errors.append(_user_error(["files", i, "originalSource"],
-                                      "Image URL is invalid", "INVALID_IMAGE_SOURCE_URL"))
+            errors.append(
+                _user_error(
+                    ["files", i, "originalSource"],
+                    "Image URL is invalid",
+                    "INVALID_IMAGE_SOURCE_URL",
+                )
+            )
     if errors:
         return {"files": None, "userErrors": errors}
     created = []
@@ -459,8 +527,11 @@ def _m_file_create(_: Any, info: GraphQLResolveInfo, files: list[dict[str, Any]]
     return {"files": created, "userErrors": []}
 
 
-def _m_file_update(_: Any, info: GraphQLResolveInfo, files: list[dict[str, Any]],
-                   ) -> dict[str, Any]:
+def _m_file_update(
+    _: Any,
+    info: GraphQLResolveInfo,
+    files: list[dict[str, Any]],
+) -> dict[str, Any]:
     ctx = _ctx(info)
     shop = ctx.shop
     errors = []
@@ -469,17 +540,29 @@ def _m_file_update(_: Any, info: GraphQLResolveInfo, files: list[dict[str, Any]]
         parsed = parse_gid(item["id"], "MediaImage")
         media = None if parsed is None else shop.media.get(parsed[1])
         if media is None:
-            errors.append(_user_error(["files", i, "id"], f"File id {item['id']} does not exist.",
-                                      "FILE_DOES_NOT_EXIST"))
+            errors.append(
+                _user_error(
+                    ["files", i, "id"],
+                    f"File id {item['id']} does not exist.",
+                    "FILE_DOES_NOT_EXIST",
+                )
+            )
             continue
         if media.status(ctx.now) != "READY":
-            errors.append(_user_error(["files", i, "id"], "Non-ready files cannot be updated.",
-                                      "NON_READY_STATE"))
+            errors.append(
+                _user_error(
+                    ["files", i, "id"], "Non-ready files cannot be updated.", "NON_READY_STATE"
+                )
+            )
             continue
         if item.get("originalSource") or item.get("previewImageSource"):
-            errors.append(_user_error(["files", i, "originalSource"],
-                                      "Replacing file content is not supported by this store",
-                                      "INVALID"))
+            errors.append(
+                _user_error(
+                    ["files", i, "originalSource"],
+                    "Replacing file content is not supported by this store",
+                    "INVALID",
+                )
+            )
             continue
         resolved: dict[str, list[Product]] = {"referencesToAdd": [], "referencesToRemove": []}
         for key, products in resolved.items():
@@ -487,9 +570,13 @@ def _m_file_update(_: Any, info: GraphQLResolveInfo, files: list[dict[str, Any]]
                 ref_parsed = parse_gid(ref, "Product")
                 target = None if ref_parsed is None else shop.products.get(ref_parsed[1])
                 if target is None:
-                    errors.append(_user_error(["files", i, key],
-                                              f"The reference target {ref} does not exist.",
-                                              "REFERENCE_TARGET_DOES_NOT_EXIST"))
+                    errors.append(
+                        _user_error(
+                            ["files", i, key],
+                            f"The reference target {ref} does not exist.",
+                            "REFERENCE_TARGET_DOES_NOT_EXIST",
+                        )
+                    )
                 else:
                     products.append(target)
         plan.append((media, item, resolved["referencesToAdd"], resolved["referencesToRemove"]))
@@ -522,8 +609,9 @@ def _m_file_delete(_: Any, info: GraphQLResolveInfo, fileIds: list[str]) -> dict
         parsed = parse_gid(gid, "MediaImage")
         media = None if parsed is None else shop.media.get(parsed[1])
         if media is None:
-            errors.append(_user_error(["fileIds", i], f"File id {gid} does not exist.",
-                                      "FILE_DOES_NOT_EXIST"))
+            errors.append(
+                _user_error(["fileIds", i], f"File id {gid} does not exist.", "FILE_DOES_NOT_EXIST")
+            )
         else:
             found.append(media)
     if errors:
@@ -556,20 +644,26 @@ def build_sim_schema() -> GraphQLSchema:
 
     attach("MediaImage", _media_resolvers())
     attach("Product", _product_resolvers())
-    attach("Query", {
-        "product": _q_product,
-        "products": _q_products,
-        "node": lambda _, info, id: _find_node(_ctx(info), id),
-        "nodes": lambda _, info, ids: [_find_node(_ctx(info), i) for i in ids],
-        "shop": lambda _, info: _shop_view(_ctx(info).shop),
-    })
-    attach("Mutation", {
-        "stagedUploadsCreate": _m_staged_uploads_create,
-        "productUpdate": _m_product_update,
-        "fileUpdate": _m_file_update,
-        "fileCreate": _m_file_create,
-        "fileDelete": _m_file_delete,
-    })
+    attach(
+        "Query",
+        {
+            "product": _q_product,
+            "products": _q_products,
+            "node": lambda _, info, id: _find_node(_ctx(info), id),
+            "nodes": lambda _, info, ids: [_find_node(_ctx(info), i) for i in ids],
+            "shop": lambda _, info: _shop_view(_ctx(info).shop),
+        },
+    )
+    attach(
+        "Mutation",
+        {
+            "stagedUploadsCreate": _m_staged_uploads_create,
+            "productUpdate": _m_product_update,
+            "fileUpdate": _m_file_update,
+            "fileCreate": _m_file_create,
+            "fileDelete": _m_file_delete,
+        },
+    )
     for name in ("Node", "Media", "File"):
         schema.get_type(name).resolve_type = _resolve_type  # type: ignore[union-attr]
     return schema

@@ -30,8 +30,12 @@ from .throttle import LeakyBucket
 
 MediaStatus = Literal["UPLOADED", "PROCESSING", "READY", "FAILED"]
 
-MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif",
-                  "WEBP": "image/webp"}
+MIME_BY_FORMAT = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
 
 # Shopify's wording for the two failures the simulator produces.
 FAILED_PROCESSING = (
@@ -279,7 +283,12 @@ class SimState:
             return shop
 
     def _new_media(
-        self, shop: Shop, *, alt: str, filename: str, processing_seconds: float,
+        self,
+        shop: Shop,
+        *,
+        alt: str,
+        filename: str,
+        processing_seconds: float,
         created_at: float | None = None,
     ) -> Media:
         shop.next_media_id += 1
@@ -328,41 +337,75 @@ class SimState:
                 del shop.files_by_name[media.filename]
 
     def new_staged_target(
-        self, shop: Shop, *, filename: str, mime: str, method: str, file_size: int | None,
+        self,
+        shop: Shop,
+        *,
+        filename: str,
+        mime: str,
+        method: str,
+        file_size: int | None,
     ) -> StagedTarget:
         """A signed upload target shaped like Shopify's (Google Cloud Storage) ones."""
         target_id = uuid.uuid4().hex
         now = time.time()
         stamp = datetime.fromtimestamp(now, UTC)
         key = f"tmp/{shop.id}/products/{target_id}/{filename}"
-        credential = (f"pikcel-sim-signer@shopify-staged-uploads.iam.gserviceaccount.com/"
-                      f"{stamp:%Y%m%d}/auto/storage/goog4_request")
-        policy = base64.b64encode(json.dumps({
-            "conditions": [{"Content-Type": mime}, {"success_action_status": "201"},
-                           {"acl": "private"}, ["content-length-range", 1, 20 * 1024 * 1024],
-                           {"bucket": "shopify-staged-uploads"}, {"key": key}],
-            "expiration": iso(now + 7 * 24 * 3600),
-        }, separators=(",", ":")).encode()).decode()
+        credential = (
+            f"pikcel-sim-signer@shopify-staged-uploads.iam.gserviceaccount.com/"
+            f"{stamp:%Y%m%d}/auto/storage/goog4_request"
+        )
+        policy = base64.b64encode(
+            json.dumps(
+                {
+                    "conditions": [
+                        {"Content-Type": mime},
+                        {"success_action_status": "201"},
+                        {"acl": "private"},
+                        ["content-length-range", 1, 20 * 1024 * 1024],
+                        {"bucket": "shopify-staged-uploads"},
+                        {"key": key},
+                    ],
+                    "expiration": iso(now + 7 * 24 * 3600),
+                },
+                separators=(",", ":"),
+            ).encode()
+        ).decode()
         signature = hmac.new(self._signing_key, policy.encode(), hashlib.sha256).hexdigest()
         if method == "POST":
             parameters = [
-                ("Content-Type", mime), ("success_action_status", "201"), ("acl", "private"),
-                ("key", key), ("x-goog-date", f"{stamp:%Y%m%dT%H%M%SZ}"),
-                ("x-goog-credential", credential), ("x-goog-algorithm", "GOOG4-RSA-SHA256"),
-                ("x-goog-signature", signature), ("policy", policy),
+                ("Content-Type", mime),
+                ("success_action_status", "201"),
+                ("acl", "private"),
+                ("key", key),
+                ("x-goog-date", f"{stamp:%Y%m%dT%H%M%SZ}"),
+                ("x-goog-credential", credential),
+                ("x-goog-algorithm", "GOOG4-RSA-SHA256"),
+                ("x-goog-signature", signature),
+                ("policy", policy),
             ]
             query = ""
         else:
             parameters = [("content_type", mime), ("acl", "private")]
-            query = urlencode({
-                "X-Goog-Algorithm": "GOOG4-RSA-SHA256", "X-Goog-Credential": credential,
-                "X-Goog-Date": f"{stamp:%Y%m%dT%H%M%SZ}", "X-Goog-Expires": "604800",
-                "X-Goog-SignedHeaders": "content-type;host;x-goog-acl",
-                "X-Goog-Signature": signature,
-            })
+            query = urlencode(
+                {
+                    "X-Goog-Algorithm": "GOOG4-RSA-SHA256",
+                    "X-Goog-Credential": credential,
+                    "X-Goog-Date": f"{stamp:%Y%m%dT%H%M%SZ}",
+                    "X-Goog-Expires": "604800",
+                    "X-Goog-SignedHeaders": "content-type;host;x-goog-acl",
+                    "X-Goog-Signature": signature,
+                }
+            )
         target = StagedTarget(
-            id=target_id, shop=shop.domain, filename=filename, mime=mime, method=method,
-            parameters=parameters, created_at=now, query_string=query, file_size=file_size,
+            id=target_id,
+            shop=shop.domain,
+            filename=filename,
+            mime=mime,
+            method=method,
+            parameters=parameters,
+            created_at=now,
+            query_string=query,
+            file_size=file_size,
         )
         with self.lock:
             self.staged[target_id] = target
@@ -370,12 +413,15 @@ class SimState:
 
     def new_upload_media(self, shop: Shop, *, alt: str, filename: str) -> Media:
         return self._new_media(
-            shop, alt=alt, filename=filename,
+            shop,
+            alt=alt,
+            filename=filename,
             processing_seconds=self.config.media_processing_seconds,
         )
 
-    def settle_media(self, media: Media, data: bytes | None, *, download_failed: bool,
-                     failure_roll: float) -> None:
+    def settle_media(
+        self, media: Media, data: bytes | None, *, download_failed: bool, failure_roll: float
+    ) -> None:
         """Decide how a new media ends: READY with its size, or FAILED with a reason."""
         if download_failed or data is None:
             media.outcome, media.error = "FAILED", FAILED_DOWNLOAD
@@ -400,8 +446,13 @@ class SimState:
     # ---- tokens --------------------------------------------------------------------
 
     def issue_access_token(
-        self, shop: str, *, mode: Literal["offline", "online"], expiring: bool,
-        scope: str | None = None, user_id: int | None = None,
+        self,
+        shop: str,
+        *,
+        mode: Literal["offline", "online"],
+        expiring: bool,
+        scope: str | None = None,
+        user_id: int | None = None,
     ) -> dict[str, Any]:
         now = time.time()
         scope = scope or self.config.scopes
@@ -412,8 +463,12 @@ class SimState:
         else:
             ttl = self.config.access_token_ttl if expiring else None
         record = AccessTokenRecord(
-            token=token, shop=shop, scope=scope, mode=mode,
-            expires_at=None if ttl is None else now + ttl, user_id=user_id,
+            token=token,
+            shop=shop,
+            scope=scope,
+            mode=mode,
+            expires_at=None if ttl is None else now + ttl,
+            user_id=user_id,
         )
         with self.lock:
             self.access_tokens[token] = record
@@ -424,7 +479,9 @@ class SimState:
             refresh = "shprt_" + secrets.token_hex(16)
             with self.lock:
                 self.refresh_tokens[refresh] = RefreshTokenRecord(
-                    token=refresh, shop=shop, scope=scope,
+                    token=refresh,
+                    shop=shop,
+                    scope=scope,
                     expires_at=now + self.config.refresh_token_ttl,
                 )
             answer["refresh_token"] = refresh

@@ -33,23 +33,39 @@ def default_payload(state: SimState, domain: str, topic: str) -> dict[str, Any]:
     """A payload shaped like Shopify's for `topic` (ids stable for the shop)."""
     sid = shop_id(state, domain)
     name = domain.removesuffix(".myshopify.com")
-    customer = {"id": sid % 1_000_000 * 7 + 1, "email": f"customer@{name}.example",
-                "phone": "+15555550123"}
+    customer = {
+        "id": sid % 1_000_000 * 7 + 1,
+        "email": f"customer@{name}.example",
+        "phone": "+15555550123",
+    }
     if topic == "app/uninstalled":
         now = datetime.now(UTC).isoformat(timespec="seconds")
         return {
-            "id": sid, "name": name.replace("-", " ").title(), "email": f"owner@{domain}",
-            "domain": domain, "myshopify_domain": domain, "province": None, "country": "US",
-            "currency": "USD", "plan_name": "basic", "plan_display_name": "Basic",
-            "shop_owner": "Demo Merchant", "iana_timezone": "America/New_York",
-            "created_at": now, "updated_at": now,
+            "id": sid,
+            "name": name.replace("-", " ").title(),
+            "email": f"owner@{domain}",
+            "domain": domain,
+            "myshopify_domain": domain,
+            "province": None,
+            "country": "US",
+            "currency": "USD",
+            "plan_name": "basic",
+            "plan_display_name": "Basic",
+            "shop_owner": "Demo Merchant",
+            "iana_timezone": "America/New_York",
+            "created_at": now,
+            "updated_at": now,
         }
     if topic == "customers/data_request":
-        return {"shop_id": sid, "shop_domain": domain, "orders_requested": [],
-                "customer": customer, "data_request": {"id": sid % 100_000 + 9}}
+        return {
+            "shop_id": sid,
+            "shop_domain": domain,
+            "orders_requested": [],
+            "customer": customer,
+            "data_request": {"id": sid % 100_000 + 9},
+        }
     if topic == "customers/redact":
-        return {"shop_id": sid, "shop_domain": domain, "customer": customer,
-                "orders_to_redact": []}
+        return {"shop_id": sid, "shop_domain": domain, "customer": customer, "orders_to_redact": []}
     if topic == "shop/redact":
         return {"shop_id": sid, "shop_domain": domain}
     return {"shop_id": sid, "shop_domain": domain}
@@ -67,8 +83,10 @@ async def send_webhook(
     timeout_seconds: float = 5.0,
 ) -> dict[str, Any]:
     """POST one delivery to `address`; returns what happened."""
-    body = json.dumps(payload if payload is not None else default_payload(state, shop, topic),
-                      separators=(",", ":")).encode()
+    body = json.dumps(
+        payload if payload is not None else default_payload(state, shop, topic),
+        separators=(",", ":"),
+    ).encode()
     webhook_id = str(uuid.uuid4())
     headers = {
         "Content-Type": "application/json",
@@ -94,8 +112,16 @@ async def send_webhook(
     try:
         async with httpx.AsyncClient(timeout=timeout_seconds) as client:
             response = await client.post(address, content=body, headers=headers)
-        return {"delivered": True, "status": response.status_code, "webhook_id": webhook_id,
-                "response": response.text[:2000]}
+        return {
+            "delivered": True,
+            "status": response.status_code,
+            "webhook_id": webhook_id,
+            "response": response.text[:2000],
+        }
     except httpx.HTTPError as exc:
-        return {"delivered": False, "status": None, "webhook_id": webhook_id,
-                "error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "delivered": False,
+            "status": None,
+            "webhook_id": webhook_id,
+            "error": f"{type(exc).__name__}: {exc}",
+        }

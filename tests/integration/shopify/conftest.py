@@ -75,8 +75,11 @@ async def access_token(
     shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient
 ) -> AccessToken:
     return await exchange_token(
-        shop_domain, shopify_sim.session_token(shop_domain), api_key=API_KEY,
-        api_secret=API_SECRET, http_client=shopify_http,
+        shop_domain,
+        shopify_sim.session_token(shop_domain),
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        http_client=shopify_http,
     )
 
 
@@ -84,5 +87,6 @@ async def access_token(
 def gql(
     shop_domain: str, access_token: AccessToken, shopify_http: httpx.AsyncClient
 ) -> ShopifyGraphQL:
-    return ShopifyGraphQL(shop_domain, access_token.access_token, API_VERSION, shopify_http,
-                          pacer=ThrottlePacer())
+    return ShopifyGraphQL(
+        shop_domain, access_token.access_token, API_VERSION, shopify_http, pacer=ThrottlePacer()
+    )

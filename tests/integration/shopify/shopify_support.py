@@ -18,7 +18,7 @@ SHOPIFY_SIM_DEFAULTS: dict[str, Any] = {
     "api_secret": API_SECRET,
     "seed": 7,
     "products_per_shop": 12,
-    "media_processing_seconds": 0.3,
+    "media_processing_seconds": 0.5,
     "bucket_size": 5000.0,
     "restore_rate": 1000.0,
     "shops": ("demo-shop.myshopify.com",),
@@ -52,8 +52,11 @@ class ShopifySimHandle:
         self.admin.delete("/_sim/faults").raise_for_status()
 
     def product(self, shop: str, product_id: str) -> dict[str, Any]:
-        return self.admin.get(f"/_sim/shops/{shop}/products/{product_id.rsplit('/', 1)[-1]}") \
-            .raise_for_status().json()
+        return (
+            self.admin.get(f"/_sim/shops/{shop}/products/{product_id.rsplit('/', 1)[-1]}")
+            .raise_for_status()
+            .json()
+        )
 
     def files(self, shop: str) -> list[dict[str, Any]]:
         return self.admin.get(f"/_sim/shops/{shop}/files").raise_for_status().json()

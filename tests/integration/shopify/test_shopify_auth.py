@@ -36,11 +36,17 @@ def client_for(shop: str, token: AccessToken, http: httpx.AsyncClient) -> Shopif
 
 
 async def test_exchange_gives_expiring_offline_token_for_a_new_shop(
-    shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
+    shopify_http: httpx.AsyncClient,
 ) -> None:
-    token = await exchange_token(shop_domain, shopify_sim.session_token(shop_domain),
-                                 api_key=API_KEY, api_secret=API_SECRET,
-                                 http_client=shopify_http)
+    token = await exchange_token(
+        shop_domain,
+        shopify_sim.session_token(shop_domain),
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        http_client=shopify_http,
+    )
     now = datetime.now(UTC)
     assert token.shop == shop_domain and token.access_token.startswith("shpat_")
     assert token.refresh_token and token.expires_at and token.refresh_expires_at
@@ -53,37 +59,68 @@ async def test_exchange_gives_expiring_offline_token_for_a_new_shop(
 
 
 async def test_exchange_online_and_non_expiring(
-    shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
+    shopify_http: httpx.AsyncClient,
 ) -> None:
-    online = await exchange_token(shop_domain, shopify_sim.session_token(shop_domain, user_id=77),
-                                  api_key=API_KEY, api_secret=API_SECRET,
-                                  http_client=shopify_http, access_mode="online")
+    online = await exchange_token(
+        shop_domain,
+        shopify_sim.session_token(shop_domain, user_id=77),
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        http_client=shopify_http,
+        access_mode="online",
+    )
     assert online.access_mode == "online" and online.user_id == 77 and online.expires_at
-    forever = await exchange_token(shop_domain, shopify_sim.session_token(shop_domain),
-                                   api_key=API_KEY, api_secret=API_SECRET,
-                                   http_client=shopify_http, expiring=False)
+    forever = await exchange_token(
+        shop_domain,
+        shopify_sim.session_token(shop_domain),
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        http_client=shopify_http,
+        expiring=False,
+    )
     assert forever.expires_at is None and forever.refresh_token is None
-    assert await refresh_access_token(forever, api_key=API_KEY, api_secret=API_SECRET,
-                                      http_client=shopify_http) is forever
+    assert (
+        await refresh_access_token(
+            forever, api_key=API_KEY, api_secret=API_SECRET, http_client=shopify_http
+        )
+        is forever
+    )
 
 
 async def test_exchange_refuses_bad_session_tokens(
-    shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
+    shopify_http: httpx.AsyncClient,
 ) -> None:
     with pytest.raises(InvalidSessionToken):
-        await exchange_token(shop_domain, shopify_sim.session_token(shop_domain, exp_in=-60),
-                             api_key=API_KEY, api_secret=API_SECRET, http_client=shopify_http)
+        await exchange_token(
+            shop_domain,
+            shopify_sim.session_token(shop_domain, exp_in=-60),
+            api_key=API_KEY,
+            api_secret=API_SECRET,
+            http_client=shopify_http,
+        )
     with pytest.raises(InvalidShopDomain):
-        await exchange_token(shop_domain, shopify_sim.session_token("other.myshopify.com"),
-                             api_key=API_KEY, api_secret=API_SECRET, http_client=shopify_http)
+        await exchange_token(
+            shop_domain,
+            shopify_sim.session_token("other.myshopify.com"),
+            api_key=API_KEY,
+            api_secret=API_SECRET,
+            http_client=shopify_http,
+        )
 
 
 async def test_simulator_refuses_what_we_would_refuse(
-    shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
+    shopify_http: httpx.AsyncClient,
 ) -> None:
     """The simulator checks the subject token itself (secret, audience, dest vs host)."""
     body = {
-        "client_id": API_KEY, "client_secret": API_SECRET,
+        "client_id": API_KEY,
+        "client_secret": API_SECRET,
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
         "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
         "requested_token_type": "urn:shopify:params:oauth:token-type:offline-access-token",
@@ -97,18 +134,30 @@ async def test_simulator_refuses_what_we_would_refuse(
         answer = await shopify_http.post(url, json={**body, "subject_token": bad})
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_subject_token"
     # Form bodies are accepted too; wrong client credentials are invalid_client.
-    answer = await shopify_http.post(url, data={
-        **body, "client_secret": "wrong", "subject_token": shopify_sim.session_token(shop_domain),
-    })
+    answer = await shopify_http.post(
+        url,
+        data={
+            **body,
+            "client_secret": "wrong",
+            "subject_token": shopify_sim.session_token(shop_domain),
+        },
+    )
     assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
-    answer = await shopify_http.post(url, data={
-        **body, "subject_token": shopify_sim.session_token(shop_domain), "expiring": "1",
-    })
+    answer = await shopify_http.post(
+        url,
+        data={
+            **body,
+            "subject_token": shopify_sim.session_token(shop_domain),
+            "expiring": "1",
+        },
+    )
     assert answer.status_code == 200 and answer.json()["refresh_token"].startswith("shprt_")
 
 
 async def test_refresh_is_single_use(
-    shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
+    shopify_http: httpx.AsyncClient,
     access_token: AccessToken,
 ) -> None:
     kwargs = {"api_key": API_KEY, "api_secret": API_SECRET, "http_client": shopify_http}
@@ -134,7 +183,9 @@ async def test_refresh_is_single_use(
 
 
 async def test_expired_or_unknown_access_token_is_401(
-    shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
+    shopify_http: httpx.AsyncClient,
     access_token: AccessToken,
 ) -> None:
     gql = client_for(shop_domain, access_token, shopify_http)
@@ -143,24 +194,36 @@ async def test_expired_or_unknown_access_token_is_401(
     with pytest.raises(ShopifyAuthError) as caught:
         await gql.execute(SHOP_QUERY)
     assert caught.value.status == 401
-    wrong = ShopifyGraphQL(shop_domain, "shpat_nope", API_VERSION, shopify_http,
-                           pacer=ThrottlePacer())
+    wrong = ShopifyGraphQL(
+        shop_domain, "shpat_nope", API_VERSION, shopify_http, pacer=ThrottlePacer()
+    )
     with pytest.raises(ShopifyAuthError):
         await wrong.execute(SHOP_QUERY)
     # A token of one shop is no good on another.
-    other = ShopifyGraphQL("demo-shop.myshopify.com", access_token.access_token, API_VERSION,
-                           shopify_http, pacer=ThrottlePacer())
+    other = ShopifyGraphQL(
+        "demo-shop.myshopify.com",
+        access_token.access_token,
+        API_VERSION,
+        shopify_http,
+        pacer=ThrottlePacer(),
+    )
     with pytest.raises(ShopifyAuthError):
         await other.execute(SHOP_QUERY)
 
 
 async def test_authorization_code_install(
-    shopify_sim: ShopifySimHandle, shop_domain: str, shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
+    shopify_http: httpx.AsyncClient,
 ) -> None:
     state = new_state_nonce()
-    url = build_authorize_url(shop_domain, api_key=API_KEY, scopes="read_products,write_files",
-                              redirect_uri="https://app.example.com/auth/callback?x=1",
-                              state=state)
+    url = build_authorize_url(
+        shop_domain,
+        api_key=API_KEY,
+        scopes="read_products,write_files",
+        redirect_uri="https://app.example.com/auth/callback?x=1",
+        state=state,
+    )
     with make_sync_client(shopify_sim.url) as browser:  # the merchant's browser
         answer = browser.get(url)
     assert answer.status_code == 302
@@ -170,16 +233,21 @@ async def test_authorization_code_install(
     callback = validate_callback(query, api_secrets=[API_SECRET], expected_state=state)
     assert callback.shop == shop_domain and callback.host
 
-    token = await exchange_authorization_code(shop_domain, callback.code, api_key=API_KEY,
-                                              api_secret=API_SECRET, http_client=shopify_http)
+    token = await exchange_authorization_code(
+        shop_domain, callback.code, api_key=API_KEY, api_secret=API_SECRET, http_client=shopify_http
+    )
     assert token.scope == "read_products,write_files" and token.refresh_token
     await client_for(shop_domain, token, shopify_http).execute(SHOP_QUERY)
     with pytest.raises(ShopifyOAuthError) as caught:  # codes are single-use
-        await exchange_authorization_code(shop_domain, callback.code, api_key=API_KEY,
-                                          api_secret=API_SECRET, http_client=shopify_http)
+        await exchange_authorization_code(
+            shop_domain,
+            callback.code,
+            api_key=API_KEY,
+            api_secret=API_SECRET,
+            http_client=shopify_http,
+        )
     assert caught.value.code == "invalid_request"
-    tampered = [(k, shop_domain.replace("sim-", "sim-x") if k == "shop" else v)
-                for k, v in query]
+    tampered = [(k, shop_domain.replace("sim-", "sim-x") if k == "shop" else v) for k, v in query]
     with pytest.raises(ShopifyOAuthError):
         validate_callback(tampered, api_secrets=[API_SECRET], expected_state=state)
 
@@ -188,9 +256,18 @@ async def test_unknown_shop_without_auto_create(start_shopify_sim: object) -> No
     sim = start_shopify_sim(auto_create_shops=False)  # type: ignore[operator]
     async with make_async_client(sim.url) as http:
         with pytest.raises(ShopifyOAuthError):
-            await exchange_token("nobody.myshopify.com", sim.session_token("nobody.myshopify.com"),
-                                 api_key=API_KEY, api_secret=API_SECRET, http_client=http)
-        token = await exchange_token("demo-shop.myshopify.com",
-                                     sim.session_token("demo-shop.myshopify.com"),
-                                     api_key=API_KEY, api_secret=API_SECRET, http_client=http)
+            await exchange_token(
+                "nobody.myshopify.com",
+                sim.session_token("nobody.myshopify.com"),
+                api_key=API_KEY,
+                api_secret=API_SECRET,
+                http_client=http,
+            )
+        token = await exchange_token(
+            "demo-shop.myshopify.com",
+            sim.session_token("demo-shop.myshopify.com"),
+            api_key=API_KEY,
+            api_secret=API_SECRET,
+            http_client=http,
+        )
         assert token.access_token

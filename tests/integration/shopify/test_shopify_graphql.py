@@ -25,12 +25,15 @@ PAGE = "query($n: Int!) { products(first: $n) { nodes { id title featuredMedia {
 SHOP = "pace-shop.myshopify.com"
 
 
-async def _client(sim: ShopifySimHandle, http: httpx.AsyncClient, shop: str = SHOP,
-                  **kwargs: object) -> ShopifyGraphQL:
-    token = await exchange_token(shop, sim.session_token(shop), api_key=API_KEY,
-                                 api_secret=API_SECRET, http_client=http)
-    return ShopifyGraphQL(shop, token.access_token, API_VERSION, http, pacer=ThrottlePacer(),
-                          **kwargs)  # type: ignore[arg-type]
+async def _client(
+    sim: ShopifySimHandle, http: httpx.AsyncClient, shop: str = SHOP, **kwargs: object
+) -> ShopifyGraphQL:
+    token = await exchange_token(
+        shop, sim.session_token(shop), api_key=API_KEY, api_secret=API_SECRET, http_client=http
+    )
+    return ShopifyGraphQL(
+        shop, token.access_token, API_VERSION, http, pacer=ThrottlePacer(), **kwargs
+    )  # type: ignore[arg-type]
 
 
 async def test_pacing_under_a_small_bucket_is_never_throttled(
@@ -61,10 +64,12 @@ async def test_without_pacing_the_same_load_is_throttled(
     async with make_async_client(sim.url) as http:
         gql = await _client(sim, http)
         url, headers = gql.url, {"X-Shopify-Access-Token": gql._token}
-        answers = await asyncio.gather(*(
-            http.post(url, json={"query": PAGE, "variables": {"n": 4}}, headers=headers)
-            for _ in range(16)
-        ))
+        answers = await asyncio.gather(
+            *(
+                http.post(url, json={"query": PAGE, "variables": {"n": 4}}, headers=headers)
+                for _ in range(16)
+            )
+        )
     throttled = [a.json() for a in answers if "errors" in a.json()]
     assert throttled, "expected THROTTLED answers"
     body = throttled[0]
@@ -72,8 +77,7 @@ async def test_without_pacing_the_same_load_is_throttled(
     assert body["errors"][0]["extensions"]["code"] == "THROTTLED"
     cost = body["extensions"]["cost"]
     assert cost["requestedQueryCost"] == 10 and cost["actualQueryCost"] is None
-    assert set(cost["throttleStatus"]) == {"maximumAvailable", "currentlyAvailable",
-                                           "restoreRate"}
+    assert set(cost["throttleStatus"]) == {"maximumAvailable", "currentlyAvailable", "restoreRate"}
     assert sim.counters()["throttled"][SHOP] == len(throttled)
 
 
@@ -134,17 +138,20 @@ async def test_errors_are_raised_clearly(gql: ShopifyGraphQL) -> None:
         await gql.execute('{ product(id: "123") { id } }')
     assert caught.value.codes == ["argumentLiteralsIncompatible"]
     with pytest.raises(ShopifyGraphQLError) as caught:
-        await gql.execute("{ products(first: 250) { nodes { id media(first: 250) "
-                          "{ nodes { id } } } } }")
+        await gql.execute(
+            "{ products(first: 250) { nodes { id media(first: 250) { nodes { id } } } } }"
+        )
     assert caught.value.codes == ["MAX_COST_EXCEEDED"]
-    assert await gql.execute('{ product(id: "gid://shopify/Product/1") { id } }') == \
-        {"product": None}
+    assert await gql.execute('{ product(id: "gid://shopify/Product/1") { id } }') == {
+        "product": None
+    }
 
     with pytest.raises(ShopifyUserError) as user:
         await gql.mutate(
             "mutation($p: ProductUpdateInput!) { productUpdate(product: $p) "
             "{ product { id } userErrors { field message } } }",
-            {"p": {"id": "gid://shopify/Product/1"}}, payload_key="productUpdate",
+            {"p": {"id": "gid://shopify/Product/1"}},
+            payload_key="productUpdate",
         )
     assert user.value.user_errors == [{"field": ["id"], "message": "Product does not exist"}]
     raise_for_user_errors({"userErrors": []})

@@ -27,17 +27,23 @@ async def test_pages_through_every_product(gql: ShopifyGraphQL) -> None:
 
 async def test_search_narrows_the_list(gql: ShopifyGraphQL) -> None:
     everything, _ = await list_products(gql, first=50)
-    word = everything[0].title.split()[-1]
-    hits, cursor = await list_products(gql, word, first=50)
-    assert hits and cursor is None
-    assert all(word.lower() in p.title.lower() for p in hits)
-    assert len(hits) < len(everything)
+    target = everything[0]
+    hits, cursor = await list_products(gql, f'title:"{target.title}"', first=50)
+    assert target.id in [p.id for p in hits] and cursor is None
+    assert all(target.title.lower() in p.title.lower() for p in hits)
+    others, _ = await list_products(gql, f'-title:"{target.title}"', first=50)
+    assert target.id not in [p.id for p in others]
+    assert len(others) + len(hits) == len(everything)
+    word = target.title.split()[0]
+    assert target.id in [p.id for p in (await list_products(gql, word.lower(), first=50))[0]]
     none, cursor = await list_products(gql, "title:zzznothing*", first=50)
     assert none == [] and cursor is None
 
 
 async def test_product_shape_and_images_are_served(
-    gql: ShopifyGraphQL, shopify_http: httpx.AsyncClient, shopify_sim: ShopifySimHandle,
+    gql: ShopifyGraphQL,
+    shopify_http: httpx.AsyncClient,
+    shopify_sim: ShopifySimHandle,
 ) -> None:
     products, _ = await list_products(gql, first=3)
     product = await get_product(gql, products[0].id)

@@ -19,32 +19,44 @@ PRODUCTS = "query($n: Int!) { products(first: $n) { nodes { id title } } }"
 
 
 def _app_home_request(token: str) -> dict[str, Any]:
-    return {"method": "GET", "headers": {"Authorization": f"Bearer {token}"},
-            "url": "https://pikcel.example/app", "body": ""}
+    return {
+        "method": "GET",
+        "headers": {"Authorization": f"Bearer {token}"},
+        "url": "https://pikcel.example/app",
+        "body": "",
+    }
 
 
 async def test_shopifyapp_token_exchange_graphql_and_refresh(
-    shopify_sim: ShopifySimHandle, shop_domain: str,
+    shopify_sim: ShopifySimHandle,
+    shop_domain: str,
 ) -> None:
     shopify = ShopifyApp(client_id=API_KEY, client_secret=API_SECRET)
     session_token = shopify_sim.session_token(shop_domain, user_id=5)
-    verified = shopify.verify_app_home_req(_app_home_request(session_token),
-                                           app_home_patch_id_token_path="/auth/patch-id-token")
+    verified = shopify.verify_app_home_req(
+        _app_home_request(session_token), app_home_patch_id_token_path="/auth/patch-id-token"
+    )
     assert verified.ok and verified.shop == shop_domain.removesuffix(".myshopify.com")
     assert verify_session_token(session_token, API_KEY, API_SECRET).shop == shop_domain
 
     async with make_async_client(shopify_sim.url) as http:
         exchanged = await shopify.exchange_using_token_exchange_async(
-            access_mode="offline", id_token=verified.id_token,
-            invalid_token_response=verified.invalid_token_response, http_client=http,
+            access_mode="offline",
+            id_token=verified.id_token,
+            invalid_token_response=verified.invalid_token_response,
+            http_client=http,
         )
         assert exchanged.ok, exchanged.log
         token = exchanged.access_token
         assert token is not None and token.refresh_token and token.expires
 
         result = await shopify.admin_graphql_request_async(
-            PRODUCTS, shop=token.shop, access_token=token.token, api_version=API_VERSION,
-            variables={"n": 3}, http_client=http,
+            PRODUCTS,
+            shop=token.shop,
+            access_token=token.token,
+            api_version=API_VERSION,
+            variables={"n": 3},
+            http_client=http,
         )
         assert result.ok, result.log
         assert result.data is not None and len(result.data["products"]["nodes"]) == 3
@@ -60,19 +72,30 @@ async def test_shopifyapp_token_exchange_graphql_and_refresh(
         assert not reused.ok and reused.log.code == "invalid_grant"
 
         bad = await shopify.admin_graphql_request_async(
-            PRODUCTS, shop=token.shop, access_token="shpat_wrong", api_version=API_VERSION,
-            variables={"n": 1}, http_client=http,
+            PRODUCTS,
+            shop=token.shop,
+            access_token="shpat_wrong",
+            api_version=API_VERSION,
+            variables={"n": 1},
+            http_client=http,
         )
         assert not bad.ok and bad.log.code == "unauthorized"
 
     # The sync API, with a sync client from the same transport module.
     with make_sync_client(shopify_sim.url) as sync_http:
-        shopify_sim.set_faults(force_status=429, force_status_count=1, retry_after=0,
-                               shop=shop_domain)
+        shopify_sim.set_faults(
+            force_status=429, force_status_count=1, retry_after=0, shop=shop_domain
+        )
         result = shopify.admin_graphql_request(
-            PRODUCTS, shop=token.shop, access_token=refreshed.access_token.token,
-            api_version=API_VERSION, variables={"n": 2}, http_client=sync_http,
+            PRODUCTS,
+            shop=token.shop,
+            access_token=refreshed.access_token.token,
+            api_version=API_VERSION,
+            variables={"n": 2},
+            http_client=sync_http,
         )
         shopify_sim.clear_faults()
-        assert result.ok and [log.code for log in result.http_logs] == ["rate_limited_retry",
-                                                                          "success"]
+        assert result.ok and [log.code for log in result.http_logs] == [
+            "rate_limited_retry",
+            "success",
+        ]

@@ -33,12 +33,14 @@ class Receiver:
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
-        if not verify_shopify_webhook(body, request.headers.get("x-shopify-hmac-sha256"),
-                                      self.secrets):
+        if not verify_shopify_webhook(
+            body, request.headers.get("x-shopify-hmac-sha256"), self.secrets
+        ):
             self.rejected += 1
             return Response(status_code=401)
-        self.accepted.append((ShopifyWebhookHeaders.from_headers(request.headers),
-                              json.loads(body)))
+        self.accepted.append(
+            (ShopifyWebhookHeaders.from_headers(request.headers), json.loads(body))
+        )
         return Response(status_code=200)
 
 
@@ -52,8 +54,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.mark.parametrize("topic", ["customers/data_request", "customers/redact", "shop/redact"])
-def test_privacy_webhooks_verify(shopify_sim: ShopifySimHandle, receiver: Receiver,
-                                 shop_domain: str, topic: str) -> None:
+def test_privacy_webhooks_verify(
+    shopify_sim: ShopifySimHandle, receiver: Receiver, shop_domain: str, topic: str
+) -> None:
     result = shopify_sim.send_webhook(shop=shop_domain, topic=topic, address=receiver.url)
     assert result["delivered"] and result["status"] == 200
     headers, payload = receiver.accepted[-1]
@@ -65,29 +68,38 @@ def test_privacy_webhooks_verify(shopify_sim: ShopifySimHandle, receiver: Receiv
         assert payload["customer"]["id"]
 
 
-def test_rotation_and_bad_signatures(shopify_sim: ShopifySimHandle, receiver: Receiver,
-                                     shop_domain: str) -> None:
-    signed_old = shopify_sim.send_webhook(shop=shop_domain, topic="shop/redact",
-                                          address=receiver.url, secret=OLD_SECRET)
+def test_rotation_and_bad_signatures(
+    shopify_sim: ShopifySimHandle, receiver: Receiver, shop_domain: str
+) -> None:
+    signed_old = shopify_sim.send_webhook(
+        shop=shop_domain, topic="shop/redact", address=receiver.url, secret=OLD_SECRET
+    )
     assert signed_old["status"] == 200
     receiver.secrets = [API_SECRET]  # rotation finished: the old secret is gone
-    signed_old = shopify_sim.send_webhook(shop=shop_domain, topic="shop/redact",
-                                          address=receiver.url, secret=OLD_SECRET)
-    forged = shopify_sim.send_webhook(shop=shop_domain, topic="shop/redact",
-                                      address=receiver.url, secret="attacker")
+    signed_old = shopify_sim.send_webhook(
+        shop=shop_domain, topic="shop/redact", address=receiver.url, secret=OLD_SECRET
+    )
+    forged = shopify_sim.send_webhook(
+        shop=shop_domain, topic="shop/redact", address=receiver.url, secret="attacker"
+    )
     assert signed_old["status"] == forged["status"] == 401 and receiver.rejected == 2
-    custom = shopify_sim.send_webhook(shop=shop_domain, topic="customers/redact",
-                                      address=receiver.url, payload={"custom": True})
+    custom = shopify_sim.send_webhook(
+        shop=shop_domain, topic="customers/redact", address=receiver.url, payload={"custom": True}
+    )
     assert custom["status"] == 200 and receiver.accepted[-1][1] == {"custom": True}
 
 
 async def test_uninstall_revokes_tokens(
-    shopify_sim: ShopifySimHandle, receiver: Receiver, shop_domain: str, gql: ShopifyGraphQL,
+    shopify_sim: ShopifySimHandle,
+    receiver: Receiver,
+    shop_domain: str,
+    gql: ShopifyGraphQL,
     access_token: AccessToken,
 ) -> None:
     await gql.execute("{ shop { id } }")
-    result = shopify_sim.send_webhook(shop=shop_domain, topic="app/uninstalled",
-                                      address=receiver.url)
+    result = shopify_sim.send_webhook(
+        shop=shop_domain, topic="app/uninstalled", address=receiver.url
+    )
     assert result["status"] == 200
     headers, payload = receiver.accepted[-1]
     assert headers.topic == "app/uninstalled" and payload["myshopify_domain"] == shop_domain
@@ -96,10 +108,12 @@ async def test_uninstall_revokes_tokens(
 
 
 def test_admin_endpoint_validates(shopify_sim: ShopifySimHandle) -> None:
-    answer = shopify_sim.admin.post("/_sim/webhooks/send", json={"shop": "x.myshopify.com",
-                                                                 "topic": "orders/create",
-                                                                 "address": "http://x"})
+    answer = shopify_sim.admin.post(
+        "/_sim/webhooks/send",
+        json={"shop": "x.myshopify.com", "topic": "orders/create", "address": "http://x"},
+    )
     assert answer.status_code == 400
-    unreachable = shopify_sim.send_webhook(shop="x.myshopify.com", topic="shop/redact",
-                                           address="http://127.0.0.1:9/nothing")
+    unreachable = shopify_sim.send_webhook(
+        shop="x.myshopify.com", topic="shop/redact", address="http://127.0.0.1:9/nothing"
+    )
     assert unreachable["delivered"] is False

@@ -53,11 +53,15 @@ def test_not_yet_valid_is_refused_beyond_leeway_only() -> None:
     ("token_factory", "reason"),
     [
         (lambda: mint_session_token(SHOP, "another-app", SECRET), "wrong_audience"),
-        (lambda: mint_session_token(SHOP, KEY, "another-secret-0123456789abcdef-0123"),
-         "bad_signature"),
+        (
+            lambda: mint_session_token(SHOP, KEY, "another-secret-0123456789abcdef-0123"),
+            "bad_signature",
+        ),
         (lambda: mint(iss="https://other-shop.myshopify.com/admin"), "iss_dest_mismatch"),
-        (lambda: mint(iss="https://evil.example.com/admin", dest="https://evil.example.com"),
-         "bad_shop"),
+        (
+            lambda: mint(iss="https://evil.example.com/admin", dest="https://evil.example.com"),
+            "bad_shop",
+        ),
         (lambda: mint(dest="http://unit-shop.myshopify.com"), "bad_shop"),
         (lambda: mint(dest=None), "missing_claim"),
         (lambda: mint(exp=None), "missing_claim"),
@@ -72,9 +76,17 @@ def test_refusals(token_factory: object, reason: str) -> None:
 
 
 def test_none_algorithm_is_refused() -> None:
-    token = jwt.encode({"aud": KEY, "dest": f"https://{SHOP}", "iss": f"https://{SHOP}/admin",
-                        "exp": int(time.time()) + 60, "nbf": int(time.time())}, None,
-                       algorithm="none")
+    token = jwt.encode(
+        {
+            "aud": KEY,
+            "dest": f"https://{SHOP}",
+            "iss": f"https://{SHOP}/admin",
+            "exp": int(time.time()) + 60,
+            "nbf": int(time.time()),
+        },
+        None,
+        algorithm="none",
+    )
     with pytest.raises(InvalidSessionToken):
         verify_session_token(token, KEY, SECRET)
 

@@ -50,19 +50,28 @@ def test_webhook_rotation_accepts_current_and_previous() -> None:
 
 
 def test_webhook_headers_parse() -> None:
-    headers = ShopifyWebhookHeaders.from_headers({
-        "X-Shopify-Topic": "shop/redact", "X-Shopify-Shop-Domain": "A-Shop.myshopify.com",
-        "X-Shopify-Webhook-Id": "w-1", "X-Shopify-Triggered-At": "2025-01-02T03:04:05.123Z",
-        "X-Shopify-API-Version": "2025-10",
-    })
+    headers = ShopifyWebhookHeaders.from_headers(
+        {
+            "X-Shopify-Topic": "shop/redact",
+            "X-Shopify-Shop-Domain": "A-Shop.myshopify.com",
+            "X-Shopify-Webhook-Id": "w-1",
+            "X-Shopify-Triggered-At": "2025-01-02T03:04:05.123Z",
+            "X-Shopify-API-Version": "2025-10",
+        }
+    )
     assert headers.topic == "shop/redact" and headers.shop_domain == "a-shop.myshopify.com"
     assert headers.webhook_id == "w-1" and headers.triggered_at is not None
     assert headers.triggered_at.year == 2025 and headers.api_version == "2025-10"
     with pytest.raises(ValueError):
         ShopifyWebhookHeaders.from_headers({"X-Shopify-Topic": "shop/redact"})
     with pytest.raises(ValueError):
-        ShopifyWebhookHeaders.from_headers({"x-shopify-topic": "t", "x-shopify-webhook-id": "1",
-                                            "x-shopify-shop-domain": "evil.com"})
+        ShopifyWebhookHeaders.from_headers(
+            {
+                "x-shopify-topic": "t",
+                "x-shopify-webhook-id": "1",
+                "x-shopify-shop-domain": "evil.com",
+            }
+        )
 
 
 @pytest.mark.parametrize("shop", ["a.myshopify.com", "my-shop-1.myshopify.com"])
@@ -71,10 +80,19 @@ def test_valid_shop_domains(shop: str) -> None:
     assert validate_shop_domain(shop.upper()) == shop
 
 
-@pytest.mark.parametrize("shop", [
-    "", "myshopify.com", "-a.myshopify.com", "a.myshopify.com.evil.com", "a_b.myshopify.com",
-    "a.b.myshopify.com", "https://a.myshopify.com", "a.myshopify.io",
-])
+@pytest.mark.parametrize(
+    "shop",
+    [
+        "",
+        "myshopify.com",
+        "-a.myshopify.com",
+        "a.myshopify.com.evil.com",
+        "a_b.myshopify.com",
+        "a.b.myshopify.com",
+        "https://a.myshopify.com",
+        "a.myshopify.io",
+    ],
+)
 def test_invalid_shop_domains(shop: str) -> None:
     assert not is_valid_shop_domain(shop)
     with pytest.raises(InvalidShopDomain):
@@ -82,8 +100,13 @@ def test_invalid_shop_domains(shop: str) -> None:
 
 
 def test_query_hmac_agrees_with_simulator_and_rotation() -> None:
-    params = {"code": "abc", "shop": "a.myshopify.com", "state": "s1",
-              "timestamp": str(int(time.time())), "host": "YWRtaW4"}
+    params = {
+        "code": "abc",
+        "shop": "a.myshopify.com",
+        "state": "s1",
+        "timestamp": str(int(time.time())),
+        "host": "YWRtaW4",
+    }
     signed = {**params, "hmac": query_hmac(params.items(), SECRET)}
     assert compute_query_hmac(params, SECRET) == signed["hmac"]
     assert verify_query_hmac(urlencode(signed), [SECRET])
@@ -93,8 +116,13 @@ def test_query_hmac_agrees_with_simulator_and_rotation() -> None:
 
 
 def test_validate_callback() -> None:
-    params = {"code": "abc", "shop": "a.myshopify.com", "state": "nonce-1",
-              "timestamp": str(int(time.time())), "host": "YWRtaW4"}
+    params = {
+        "code": "abc",
+        "shop": "a.myshopify.com",
+        "state": "nonce-1",
+        "timestamp": str(int(time.time())),
+        "host": "YWRtaW4",
+    }
     query = urlencode({**params, "hmac": compute_query_hmac(params, SECRET)})
     callback = validate_callback(query, api_secrets=[SECRET], expected_state="nonce-1")
     assert callback.shop == "a.myshopify.com" and callback.code == "abc"
@@ -106,34 +134,57 @@ def test_validate_callback() -> None:
     assert caught.value.code == "invalid_hmac"
     stale = {**params, "timestamp": str(int(time.time()) - 3 * 86400)}
     with pytest.raises(ShopifyOAuthError) as caught:
-        validate_callback({**stale, "hmac": compute_query_hmac(stale, SECRET)},
-                          api_secrets=[SECRET], expected_state="nonce-1")
+        validate_callback(
+            {**stale, "hmac": compute_query_hmac(stale, SECRET)},
+            api_secrets=[SECRET],
+            expected_state="nonce-1",
+        )
     assert caught.value.code == "stale_callback"
     evil = {**params, "shop": "evil.example.com"}
     with pytest.raises(InvalidShopDomain):
-        validate_callback({**evil, "hmac": compute_query_hmac(evil, SECRET)},
-                          api_secrets=[SECRET], expected_state="nonce-1")
+        validate_callback(
+            {**evil, "hmac": compute_query_hmac(evil, SECRET)},
+            api_secrets=[SECRET],
+            expected_state="nonce-1",
+        )
 
 
 def test_authorize_url() -> None:
-    url = build_authorize_url("a.myshopify.com", api_key="k", scopes=["read_products", "x"],
-                              redirect_uri="https://app.example/cb", state="n")
+    url = build_authorize_url(
+        "a.myshopify.com",
+        api_key="k",
+        scopes=["read_products", "x"],
+        redirect_uri="https://app.example/cb",
+        state="n",
+    )
     assert url.startswith("https://a.myshopify.com/admin/oauth/authorize?client_id=k&")
     assert "scope=read_products%2Cx" in url and "state=n" in url
     with pytest.raises(InvalidShopDomain):
-        build_authorize_url("evil.com", api_key="k", scopes="s", redirect_uri="https://x",
-                            state="n")
+        build_authorize_url(
+            "evil.com", api_key="k", scopes="s", redirect_uri="https://x", state="n"
+        )
 
 
 def test_static_cost_estimate() -> None:
     assert estimate_query_cost("{ shop { id } }") == 1
-    assert estimate_query_cost("query($n: Int!) { products(first: $n) { nodes { id } } }",
-                               {"n": 10}) == 12
-    assert estimate_query_cost(
-        "{ product(id: \"x\") { id media(first: 5) { edges { node { ... on MediaImage "
-        "{ image { url } } } } } } }") == 1 + 2 + 5 * 2
-    assert estimate_query_cost("mutation { a: fileUpdate(files: []) { files { id } } "
-                               "b: fileDelete(fileIds: []) { deletedFileIds } }") == 20
+    assert (
+        estimate_query_cost("query($n: Int!) { products(first: $n) { nodes { id } } }", {"n": 10})
+        == 12
+    )
+    assert (
+        estimate_query_cost(
+            '{ product(id: "x") { id media(first: 5) { edges { node { ... on MediaImage '
+            "{ image { url } } } } } } }"
+        )
+        == 1 + 2 + 5 * 2
+    )
+    assert (
+        estimate_query_cost(
+            "mutation { a: fileUpdate(files: []) { files { id } } "
+            "b: fileDelete(fileIds: []) { deletedFileIds } }"
+        )
+        == 20
+    )
     assert estimate_query_cost("{ not valid") == 1
 
 
