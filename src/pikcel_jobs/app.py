@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from pikcel_jobs.batches.api import router as batches_router
+from pikcel_jobs.bulk.api import router as bulk_router
 from pikcel_jobs.config import Settings, get_settings
+from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.events.api import router as events_router
 from pikcel_jobs.events.hub import EventHub
 from pikcel_jobs.jobs.api import router as jobs_router
@@ -18,6 +21,15 @@ from pikcel_jobs.web.errors import install_error_handlers
 from pikcel_jobs.web.health import router as health_router
 from pikcel_jobs.web.pages import install_pages
 from pikcel_jobs.webhooks.pikcel_api import router as pikcel_webhook_router
+
+
+async def resume_bulk_operations(runtime: Runtime) -> None:
+    """Bulk operations whose process died mid-way are picked up again."""
+    from pikcel_jobs.bulk.service import run_operation, stalled_operations
+
+    stale = utcnow() - timedelta(seconds=60)
+    for op_id in await stalled_operations(runtime.sessions, older_than=stale):
+        runtime.spawn(run_operation(runtime.sessions, op_id), name=f"bulk-{op_id}")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -35,6 +47,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.hub = hub
         own.commit_listeners.append(hub.poke)
         await hub.start()
+        await resume_bulk_operations(own)
         try:
             yield
         finally:
@@ -52,6 +65,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(bulk_router)  # before /api/jobs/{job_id}/...
     app.include_router(jobs_router)
     app.include_router(batches_router)
     app.include_router(events_router)

@@ -3,8 +3,11 @@ store, outbound HTTP client. Web app, worker and demo build it the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy import event as sa_event
@@ -15,6 +18,7 @@ from pikcel_jobs.db.engine import create_engine, create_sessionmaker
 from pikcel_jobs.net.fetch import FetchPolicy
 from pikcel_jobs.pikcel.client import PikcelClient
 from pikcel_jobs.pikcel.limiter import RateLimiter
+from pikcel_jobs.shopify.transport import make_async_client
 from pikcel_jobs.storage.store import LocalImageStore
 from pikcel_jobs.worker.context import WorkerContext
 
@@ -27,9 +31,11 @@ class Runtime:
     pikcel: PikcelClient
     store: LocalImageStore
     http: httpx.AsyncClient
+    shopify_http: httpx.AsyncClient
     # Called when new due work exists, so an in-process worker claims it at once.
     nudges: list[Callable[[], None]] = field(default_factory=list)
     commit_listeners: list[Callable[[], None]] = field(default_factory=list)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -44,6 +50,7 @@ class Runtime:
             ),
             store=LocalImageStore(settings.storage_dir),
             http=httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=20)),
+            shopify_http=make_async_client(settings.shopify_connect_url),
         )
 
         @sa_event.listens_for(runtime.sessions.class_.sync_session_class, "after_commit")
@@ -68,11 +75,29 @@ class Runtime:
             http=self.http, owner=owner, fetch_policy=self.fetch_policy,
         )  # fmt: skip
 
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run `work` in the background of this process; it ends with the runtime.
+        Such work must be resumable (bulk operations are), as a process may die."""
+        task = asyncio.create_task(self._guarded(work, name), name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    @staticmethod
+    async def _guarded(work: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await work
+        except Exception:
+            logging.getLogger("pikcel_jobs").exception("background work %s failed", name)
+
     def nudge(self) -> None:
         for nudge in self.nudges:
             nudge()
 
     async def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         await self.pikcel.aclose()
         await self.http.aclose()
+        await self.shopify_http.aclose()
         await self.engine.dispose()

@@ -26,5 +26,7 @@ class BulkOperation(Base):
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written after every chunk; a running operation whose heartbeat stops is resumed.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_bulk_operations_shop_created", "shop", "created_at"),)

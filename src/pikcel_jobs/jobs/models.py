@@ -54,6 +54,8 @@ class Job(Base):
     dispatch_errors: Mapped[int] = mapped_column(Integer, default=0)
     poll_interval_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by bulk cancel for jobs running upstream: the worker cancels them there first.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=0)
     output_key: Mapped[str | None] = mapped_column(String(255))  # our stored copy
     thumbnail_key: Mapped[str | None] = mapped_column(String(255))

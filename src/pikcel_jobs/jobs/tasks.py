@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.events.models import record_event
+from pikcel_jobs.jobs.actions import apply_cancel_answer, cancel_locally
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.states import TERMINAL, JobStatus, change_status
 from pikcel_jobs.jobs.tracking import apply_remote, current_attempt
@@ -41,7 +42,9 @@ async def run_job(ctx: WorkerContext, job_id: str) -> None:
     if job is None or job.lease_owner != ctx.owner:
         return
     status = JobStatus(job.status)
-    if status is JobStatus.SCHEDULED:
+    if job.cancel_requested_at is not None and status not in TERMINAL:
+        await cancel_requested(ctx, job)
+    elif status is JobStatus.SCHEDULED:
         await start_scheduled(ctx, job_id)
         await dispatch(ctx, job_id)
     elif status is JobStatus.PENDING and job.pikcel_job_id is None:
@@ -210,6 +213,28 @@ async def copy_failed(ctx: WorkerContext, job_id: str, reason: str) -> None:
         else:
             row.next_attempt_at = now + backoff(row.dispatch_errors)
         log.warning("copying the output of %s failed: %s", job_id, reason)
+
+
+async def cancel_requested(ctx: WorkerContext, job: Job) -> None:
+    """A bulk cancel reached a job running upstream: cancel it there, then here."""
+    remote = None
+    if job.pikcel_job_id is not None:
+        try:
+            remote = await ctx.pikcel.cancel_job(job.pikcel_job_id)
+        except PikcelNotFound:
+            remote = None
+        except PikcelError as exc:
+            async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (_, row):
+                row.next_attempt_at = utcnow() + backoff(2, exc.retry_after)
+            return
+    async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
+        row.cancel_requested_at = None
+        if JobStatus(row.status) in TERMINAL:
+            return
+        if remote is not None and row.pikcel_job_id == remote.id:
+            await apply_cancel_answer(session, row, remote, ctx.settings)
+        else:
+            await cancel_locally(session, row)
 
 
 async def cancel_remote_quietly(ctx: WorkerContext, pikcel_job_id: str) -> None:
