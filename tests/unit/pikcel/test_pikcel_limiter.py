@@ -1,0 +1,78 @@
+"""The process-wide limiter: pacing, burst, concurrency, sharing."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import pytest
+
+from pikcel_jobs.pikcel import RateLimiter, shared_limiter
+
+
+async def test_grants_are_paced_at_the_rate() -> None:
+    limiter = RateLimiter(50, concurrency=100)
+    grants: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot():
+            grants.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(11)))
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
+    assert min(gaps) >= 1 / 50 - 0.002
+    assert grants[-1] - grants[0] >= 10 / 50 - 0.005
+    assert limiter.granted == 11
+
+
+async def test_any_one_second_window_holds_at_most_rate_grants() -> None:
+    limiter = RateLimiter(40, concurrency=8)
+    grants: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot():
+            grants.append(time.monotonic())
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(*(one() for _ in range(60)))
+    worst = max(sum(1 for t in grants if start <= t < start + 1.0) for start in grants)
+    assert worst <= 40
+
+
+async def test_burst_allows_that_many_at_once() -> None:
+    limiter = RateLimiter(5, concurrency=10, burst=3)
+    started = time.monotonic()
+    for _ in range(3):
+        await limiter.acquire_token()
+    assert time.monotonic() - started < 0.05
+    await limiter.acquire_token()
+    assert time.monotonic() - started >= 0.18
+
+
+async def test_concurrency_is_capped() -> None:
+    limiter = RateLimiter(10_000, concurrency=3)
+    active = peak = 0
+
+    async def one() -> None:
+        nonlocal active, peak
+        async with limiter.slot():
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.01)
+            active -= 1
+
+    await asyncio.gather(*(one() for _ in range(12)))
+    assert peak == 3
+
+
+def test_shared_limiter_is_one_per_setting() -> None:
+    assert shared_limiter(7, 2) is shared_limiter(7.0, 2)
+    assert shared_limiter(7, 2) is not shared_limiter(7, 3)
+
+
+@pytest.mark.parametrize("kwargs", [{"rate": 0}, {"rate": 1, "concurrency": 0},
+                                    {"rate": 1, "burst": 0}])
+def test_invalid_settings(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(**kwargs)  # type: ignore[arg-type]
