@@ -76,5 +76,50 @@ def worker() -> None:
     asyncio.run(run_worker_process(settings))
 
 
+@app.command()
+def demo(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    fresh: Annotated[bool, typer.Option("--reset", help="Start from an empty database.")] = False,
+) -> None:
+    """Try it in one command: web app, worker and both simulators on SQLite, with a
+    seeded demo shop. Uses PORT+1 and PORT+2 for the simulators."""
+    from pikcel_jobs.core.logging import configure_logging
+    from pikcel_jobs.demo.run import run_demo
+
+    configure_logging("WARNING", json=False)
+    run_demo(host, port, fresh)
+
+
+def _register_simulators() -> None:
+    # Composition root: only the CLI and the demo import the simulators.
+    from pikcel_sim.pikcel.cli import main as pikcel_main
+    from pikcel_sim.shopify.cli import main as shopify_main
+
+    sim_app.command("pikcel", help="The PikcelAI API simulator.")(pikcel_main)
+
+    @sim_app.command("shopify")
+    def shopify(
+        host: Host = "127.0.0.1",
+        port: Port = 8002,
+        seed: Annotated[int, typer.Option(help="Seed of the generated catalogue.")] = 1,
+        public_url: Annotated[str, typer.Option(help="The simulator's own base URL.")] = "",
+        shop: Annotated[list[str], typer.Option(help="Pre-seeded shop (repeatable).")] = [],  # noqa: B006
+        products_per_shop: int = 36,
+        bucket_size: float = 1000.0,
+        restore_rate: float = 50.0,
+        media_processing_seconds: float = 2.0,
+    ) -> None:
+        """The Shopify Admin API simulator (keys from SHOPIFY_API_KEY / SHOPIFY_API_SECRET)."""
+        shopify_main(
+            host=host, port=port, seed=seed, public_url=public_url or None, shops=shop or None,
+            products_per_shop=products_per_shop, bucket_size=bucket_size,
+            restore_rate=restore_rate, media_processing_seconds=media_processing_seconds,
+        )  # fmt: skip
+
+
+_register_simulators()
+
+
 def main() -> None:  # pragma: no cover - console entry point wrapper
     sys.exit(app())
