@@ -9,14 +9,17 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from pikcel_jobs.analytics.api import router as analytics_router
 from pikcel_jobs.batches.api import router as batches_router
 from pikcel_jobs.bulk.api import router as bulk_router
 from pikcel_jobs.config import Settings, get_settings
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.events.api import router as events_router
 from pikcel_jobs.events.hub import EventHub
+from pikcel_jobs.exports.api import router as exports_router
 from pikcel_jobs.jobs.api import router as jobs_router
 from pikcel_jobs.runtime import Runtime
+from pikcel_jobs.templates.api import router as templates_router
 from pikcel_jobs.web.errors import install_error_handlers
 from pikcel_jobs.web.health import router as health_router
 from pikcel_jobs.web.pages import install_pages
@@ -66,7 +69,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(bulk_router)  # before /api/jobs/{job_id}/...
+    app.include_router(exports_router)  # before /api/jobs/{job_id}
     app.include_router(jobs_router)
+    app.include_router(analytics_router)
+    app.include_router(templates_router)
     app.include_router(batches_router)
     app.include_router(events_router)
     app.include_router(pikcel_webhook_router)

@@ -1,0 +1,1 @@
+"""Exports of the jobs list (CSV and Excel), streamed in keyset batches."""
