@@ -17,14 +17,17 @@ a readable HTML page; a missing session shows the sign-in page.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+import httpx
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -40,17 +43,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pikcel_jobs.config import Settings
 from pikcel_jobs.core.errors import AppError, Unauthorized
 from pikcel_jobs.events.models import JobEvent
+from pikcel_jobs.pikcel.schemas import Tool
+from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.shops.auth import SESSION_COOKIE, SESSION_MAX_AGE, sign_session
 from pikcel_jobs.web import csrf
 from pikcel_jobs.web.errors import describe_validation
 
 log = logging.getLogger("pikcel_jobs.web.pages")
+T = TypeVar("T")
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 FLASH_COOKIE = "pikcel_flash"
 DEMO_SHOP = "demo-shop.myshopify.com"
+UPSTREAM_TIMEOUT = 3.0
 
 NAV_ITEMS = [
     ("dashboard", "/app", "Dashboard"),
@@ -185,6 +192,66 @@ def render(
     }
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+_upstream_down_until: dict[str, float] = {}
+UPSTREAM_QUIET_SECONDS = 15.0
+
+
+async def from_pikcel(runtime: Runtime, call: Callable[[], Awaitable[T]], what: str) -> T | None:
+    """An upstream read for a page: at most `UPSTREAM_TIMEOUT` seconds, and after a
+    failure not tried again for a few seconds, so pages stay fast while PikcelAI is down.
+    None when it can't be read (the page says so and works without it)."""
+    key = runtime.settings.pikcel_api_url
+    if _upstream_down_until.get(key, 0.0) > time.monotonic():
+        return None
+    try:
+        result = await asyncio.wait_for(call(), UPSTREAM_TIMEOUT)
+    except Exception as exc:  # any client failure: the page still renders
+        log.warning("%s unavailable: %s", what, exc)
+        _upstream_down_until[key] = time.monotonic() + UPSTREAM_QUIET_SECONDS
+        return None
+    _upstream_down_until.pop(key, None)
+    return result
+
+
+async def tools_or_none(runtime: Runtime) -> list[Tool] | None:
+    """PikcelAI's catalogue (cached by the client), or None when it can't be read."""
+    return await from_pikcel(runtime, runtime.pikcel.list_tools, "tool list")
+
+
+def has_route(request: Request, path: str, method: str = "GET") -> bool:
+    return any(
+        getattr(r, "path", None) == path and method in (getattr(r, "methods", None) or ())
+        for r in request.app.routes
+    )
+
+
+async def call_api(
+    request: Request,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    params: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]] | None:
+    """Call one of our own JSON routes in-process, as the caller (their cookie or
+    Bearer token), so the pages' no-JavaScript forms run exactly the API's code.
+    None when the route does not exist (a feature not built yet)."""
+    if not has_route(request, path, method):
+        return None
+    headers = {k: v for k, v in request.headers.items() if k in ("cookie", "authorization")}
+    transport = httpx.ASGITransport(app=request.app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://pages.internal") as c:
+            answer = await c.request(
+                method, path, json=json, params=params, headers=headers, timeout=30
+            )
+        body = answer.json()
+    except (httpx.HTTPError, ValueError):
+        log.exception("in-process call to %s failed", path)
+        return 500, {"error": {"message": "something went wrong on our side; try again"}}
+    return answer.status_code, body if isinstance(body, dict) else {}
 
 
 async def latest_event_id(session: AsyncSession, *, shop: str) -> int:

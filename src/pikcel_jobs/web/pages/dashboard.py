@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -15,22 +14,17 @@ from pikcel_jobs.pikcel.schemas import Profile
 from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import AppRuntime, Db
-from pikcel_jobs.web.pages.common import PageRoute, latest_event_id, render
+from pikcel_jobs.web.pages.common import PageRoute, from_pikcel, latest_event_id, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-log = logging.getLogger("pikcel_jobs.web.pages")
-UPSTREAM_TIMEOUT = 3.0
 
 
 async def pikcel_profile(runtime: Runtime) -> tuple[Profile | None, str | None]:
     """The PikcelAI account, or a message a merchant understands when it can't be read."""
-    try:
-        return await asyncio.wait_for(runtime.pikcel.get_profile(), UPSTREAM_TIMEOUT), None
-    except TimeoutError:
-        return None, "PikcelAI is slow to answer; your balance will show when it is back."
-    except Exception as exc:  # any client failure: the page still renders
-        log.warning("credits balance unavailable: %s", exc)
+    profile = await from_pikcel(runtime, runtime.pikcel.get_profile, "credits balance")
+    if profile is None:
         return None, "PikcelAI can't be reached right now, so your credits balance is unknown."
+    return profile, None
 
 
 @router.get("/app", response_class=HTMLResponse)
