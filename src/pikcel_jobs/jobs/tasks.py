@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pikcel_jobs.core.metrics import upstream_call
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.events.models import record_event
@@ -70,16 +71,17 @@ async def dispatch(ctx: WorkerContext, job_id: str) -> None:
     if job is None or job.status != JobStatus.PENDING or job.pikcel_job_id is not None:
         return
     try:
-        remote = await ctx.pikcel.dispatch(
-            job.tool_id,
-            job.input_image_url,
-            parameters=job.parameters or None,
-            template_id=job.template_id,
-            priority=job.priority,
-            webhook_url=ctx.webhook_url,
-            metadata={"jobId": job.id, "shop": job.shop, **(job.meta or {})},
-            idempotency_key=job.idempotency_key,
-        )
+        with upstream_call("dispatch"):
+            remote = await ctx.pikcel.dispatch(
+                job.tool_id,
+                job.input_image_url,
+                parameters=job.parameters or None,
+                template_id=job.template_id,
+                priority=job.priority,
+                webhook_url=ctx.webhook_url,
+                metadata={"jobId": job.id, "shop": job.shop, **(job.meta or {})},
+                idempotency_key=job.idempotency_key,
+            )
     except PikcelError as exc:
         await dispatch_failed(ctx, job_id, exc)
         return
@@ -151,7 +153,8 @@ async def poll(ctx: WorkerContext, job: Job) -> None:
                 )
         return
     try:
-        remote = await ctx.pikcel.get_job(job.pikcel_job_id)
+        with upstream_call("poll"):
+            remote = await ctx.pikcel.get_job(job.pikcel_job_id)
     except PikcelNotFound:
         async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
             if JobStatus(row.status) not in TERMINAL:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from pikcel_jobs.config import Settings
+from pikcel_jobs.core.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.tracking import apply_remote, apply_to_old_attempt
@@ -42,6 +44,15 @@ async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes |
 
 @router.post("/webhooks/pikcel", status_code=200)
 async def pikcel_webhook(request: Request) -> JSONResponse:
+    start = time.perf_counter()
+    response = await handle_pikcel_webhook(request)
+    outcome = "duplicate" if b'"duplicate"' in bytes(response.body) else str(response.status_code)
+    WEBHOOKS.labels("pikcel", outcome).inc()
+    WEBHOOK_SECONDS.labels("pikcel").observe(time.perf_counter() - start)
+    return response
+
+
+async def handle_pikcel_webhook(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     body = await read_limited(request)
     if body is None:

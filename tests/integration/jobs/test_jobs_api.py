@@ -140,3 +140,14 @@ async def test_openapi_and_health(api_url: str) -> None:
     assert health["database"]["ok"] is True and health["database"]["migrated"] is True
     assert ready.status_code == 200
     assert metrics.status_code == 200 and "text/plain" in metrics.headers["content-type"]
+
+
+async def test_metrics_name_jobs_queue_and_connections(client_for: Client, shop: str, api_url: str) -> None:
+    await create(client_for(shop))
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        text = (await client.get("/metrics")).text
+    assert 'pikcel_jobs{status="pending"}' in text
+    assert "pikcel_queue_lag_seconds" in text and "pikcel_queue_due" in text
+    assert "pikcel_sse_connections" in text
+    pending = next(line for line in text.splitlines() if line.startswith('pikcel_jobs{status="pending"}'))
+    assert float(pending.split()[-1]) >= 1
