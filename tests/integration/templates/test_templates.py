@@ -44,7 +44,9 @@ async def test_create_get_list_update_delete(client_for: Client, shop: str) -> N
     assert listed["success"] is True
     assert [t["name"] for t in listed["templates"]] == ["a first one", "White studio"]
 
-    put = await client.put(f"/api/templates/{made['id']}", json={"priority": "urgent", "description": ""})
+    put = await client.put(
+        f"/api/templates/{made['id']}", json={"priority": "urgent", "description": ""}
+    )
     assert put.status_code == 200, put.text
     updated = put.json()["template"]
     assert updated["priority"] == "urgent" and updated["description"] is None
@@ -56,7 +58,9 @@ async def test_create_get_list_update_delete(client_for: Client, shop: str) -> N
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "NOT_FOUND"
 
 
-async def test_another_shops_template_is_404(client_for: Client, shop: str, other_shop: str) -> None:
+async def test_another_shops_template_is_404(
+    client_for: Client, shop: str, other_shop: str
+) -> None:
     made = await create(client_for(shop))
     other = client_for(other_shop)
     for response in (
@@ -65,7 +69,10 @@ async def test_another_shops_template_is_404(client_for: Client, shop: str, othe
         await other.delete(f"/api/templates/{made['id']}"),
     ):
         assert response.status_code == 404
-        assert response.json() == {"success": False, "error": {"code": "NOT_FOUND", "message": "template not found"}}
+        assert response.json() == {
+            "success": False,
+            "error": {"code": "NOT_FOUND", "message": "template not found"},
+        }
     assert (await other.get("/api/templates")).json()["templates"] == []
     # The same name is free in another shop.
     await create(other)
@@ -116,11 +123,17 @@ async def test_validation_names_the_field(
 async def test_update_validation(client_for: Client, shop: str) -> None:
     client = client_for(shop)
     made = await create(client)
-    for body, needle in (({"name": None}, "name"), ({"priority": "soon"}, "priority"), ({"toolId": ""}, "toolId")):
+    for body, needle in (
+        ({"name": None}, "name"),
+        ({"priority": "soon"}, "priority"),
+        ({"toolId": ""}, "toolId"),
+    ):
         response = await client.put(f"/api/templates/{made['id']}", json=body)
         assert response.status_code == 400, (body, response.text)
         assert needle in response.json()["error"]["message"]
-    not_json = await client.put(f"/api/templates/{made['id']}", content=b"{", headers={"content-type": "application/json"})
+    not_json = await client.put(
+        f"/api/templates/{made['id']}", content=b"{", headers={"content-type": "application/json"}
+    )
     assert not_json.status_code == 400
 
 
@@ -166,7 +179,13 @@ async def test_page_create_edit_delete(client_for: Client, shop: str) -> None:
     token = csrf_token(edit.text)
     changed = await client.post(
         f"/app/templates/{template_id}",
-        data={**fields, "csrfToken": token, "name": "Studio white", "parameters": "{}", "priority": "low"},
+        data={
+            **fields,
+            "csrfToken": token,
+            "name": "Studio white",
+            "parameters": "{}",
+            "priority": "low",
+        },
     )
     assert changed.status_code == 303
     api = (await client.get(f"/api/templates/{template_id}")).json()["template"]
@@ -181,7 +200,13 @@ async def test_page_form_errors_keep_the_input(client_for: Client, shop: str) ->
     client = client_for(shop)
     await create(client, name="Taken")
     token = csrf_token((await client.get("/app/templates/new")).text)
-    base = {"csrfToken": token, "name": "New one", "toolId": "upscale-2x", "parameters": "{}", "priority": "normal"}
+    base = {
+        "csrfToken": token,
+        "name": "New one",
+        "toolId": "upscale-2x",
+        "parameters": "{}",
+        "priority": "normal",
+    }
 
     bad_json = await client.post("/app/templates", data={**base, "parameters": '{"scale": 2'})
     assert bad_json.status_code == 400
@@ -196,15 +221,21 @@ async def test_page_form_errors_keep_the_input(client_for: Client, shop: str) ->
 
     no_name = await client.post("/app/templates", data={**base, "name": "  "})
     assert no_name.status_code == 400 and 'id="tpl-name-error"' in no_name.text
-    assert [t["name"] for t in (await client.get("/api/templates")).json()["templates"]] == ["Taken"]
+    assert [t["name"] for t in (await client.get("/api/templates")).json()["templates"]] == [
+        "Taken"
+    ]
 
 
-async def test_page_forms_need_the_csrf_token(client_for: Client, shop: str, other_shop: str) -> None:
+async def test_page_forms_need_the_csrf_token(
+    client_for: Client, shop: str, other_shop: str
+) -> None:
     client = client_for(shop)
     made = await create(client)
     fields = {"name": "Sneaky", "toolId": "x", "parameters": "{}", "priority": "normal"}
     assert (await client.post("/app/templates", data=fields)).status_code == 403
-    assert (await client.post("/app/templates", data={**fields, "csrfToken": "abc.def"})).status_code == 403
+    assert (
+        await client.post("/app/templates", data={**fields, "csrfToken": "abc.def"})
+    ).status_code == 403
     assert (await client.post(f"/app/templates/{made['id']}/delete", data={})).status_code == 403
     assert (await client.get(f"/api/templates/{made['id']}")).status_code == 200
     # Another shop's template: not found, even with a valid token of its own.
