@@ -388,7 +388,7 @@ class PikcelClient:
         if isinstance(exc, PikcelAPIError) and (
             exc.status in _ALWAYS_RETRY or (exc.status == 500 and retry_500)
         ):
-            return self._backoff(attempt)
+            return max(self._backoff(attempt), exc.retry_after or 0.0)
         return None
 
     def _backoff(self, attempt: int) -> float:

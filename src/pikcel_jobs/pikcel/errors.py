@@ -141,6 +141,12 @@ def api_error(
     """The right subclass for an error envelope received with `status`."""
     if status == 429:
         return PikcelRateLimited(code, message, status, details, retry_after=retry_after)
+    exc = _api_error(status, code, message, details)
+    exc.retry_after = retry_after  # a 503 may say when to come back too
+    return exc
+
+
+def _api_error(status: int, code: str, message: str, details: Any) -> PikcelAPIError:
     if status in (401, 403):
         return PikcelAuthError(code, message, status, details)
     if status == 402:

@@ -92,6 +92,11 @@ def _validation_error(exc: RequestValidationError) -> JSONBody:
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONBody(error_body("INVALID_JSON", "The request body is not valid JSON.",
                                    details), status_code=400)
+    if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        return JSONBody(error_body(
+            "INVALID_JSON",
+            "The request body must be a JSON object (Content-Type: application/json).",
+            details), status_code=400)
     first = details[0] if details else {"field": "", "message": "invalid request"}
     where = f"{first['field']}: " if first["field"] else ""
     return JSONBody(error_body("VALIDATION_ERROR", f"{where}{first['message']}", details),
@@ -227,6 +232,7 @@ class Simulator:
         self.files = FileStore(config.file_retention)
         self.engine = Engine(self)
         self.webhooks = WebhookSender(self)
+        self.started = False
         self._init_state()
 
     def _init_state(self) -> None:
@@ -242,6 +248,22 @@ class Simulator:
         self._jitter: dict[str, float] = {}
         for key, label in self.config.api_keys.items():
             self._make_user(key, label)
+
+    async def start(self) -> None:
+        """Start the scheduler and the webhook workers (the app's lifespan does this; when
+        the app is mounted inside another one, the first request does)."""
+        if self.started:
+            return
+        self.started = True
+        await self.engine.start()
+        await self.webhooks.start()
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        await self.webhooks.stop()
+        await self.engine.stop()
 
     def reset(self, overrides: dict[str, Any] | None = None) -> None:
         """Back to the state at construction (config, users, no jobs, zero counters), with
@@ -435,6 +457,16 @@ def _parse_when(value: str | None, field: str, *, end: bool = False) -> float | 
     return parsed.timestamp()
 
 
+def request_origin(request: Request) -> str:
+    """The URL this app is served at, mount prefix included (no trailing slash)."""
+    base = str(request.base_url).rstrip("/")
+    root = request.scope.get("root_path", "")
+    app_root = request.scope.get("app_root_path", "")
+    if root.startswith(app_root) and not base.endswith(root):
+        base += root[len(app_root):]
+    return base
+
+
 def current_user(request: Request) -> SimUser:
     sim: Simulator = request.app.state.sim
     return sim.authenticate(request.headers.get("authorization"))
@@ -462,13 +494,11 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await sim.engine.start()
-        await sim.webhooks.start()
+        await sim.start()
         try:
             yield
         finally:
-            await sim.webhooks.stop()
-            await sim.engine.stop()
+            await sim.stop()
 
     app = FastAPI(title="PikcelAI simulator", version="1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
@@ -477,7 +507,7 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
     app.add_middleware(FaultMiddleware, sim=sim)
 
     def base_of(request: Request) -> str:
-        return sim.base(str(request.base_url))
+        return sim.base(request_origin(request))
 
     # -- the PikcelAI API ---------------------------------------------------------------
 
@@ -509,7 +539,7 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             user, tool, input_image_url=body.input_image_url, parameters=parameters,
             template_id=body.template_id, priority=body.priority,
             webhook_url=body.webhook_url, metadata=body.metadata,
-            origin=str(request.base_url), idempotency_key=key,
+            origin=request_origin(request), idempotency_key=key,
         )
         if key is not None:
             sim.idempotency[(user.id, key)] = (job.id, 201, fingerprint)
@@ -612,7 +642,7 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
         if key is not None:
             seen = sim.idempotency.get((user.id, "bulk:" + key))
             if seen is not None:
-                return ok(sim.bulk_dict(sim.bulks[seen[0]], str(request.base_url)), seen[1],
+                return ok(sim.bulk_dict(sim.bulks[seen[0]], request_origin(request)), seen[1],
                           {"Idempotent-Replayed": "true"})
         tool = sim.tool(body.tool_id)
         parameters = sim.resolve_parameters(tool, body.template_id, body.parameters)
@@ -624,13 +654,13 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
                 user, tool, input_image_url=image.url, parameters=dict(parameters),
                 template_id=body.template_id, priority=body.priority,
                 webhook_url=body.webhook_url, metadata=image.metadata,
-                origin=str(request.base_url), bulk_id=bulk.id,
+                origin=request_origin(request), bulk_id=bulk.id,
             )
             bulk.job_ids.append(job.id)
         sim.bulks[bulk.id] = bulk
         if key is not None:
             sim.idempotency[(user.id, "bulk:" + key)] = (bulk.id, 201, "")
-        return ok(sim.bulk_dict(bulk, str(request.base_url)), 201)
+        return ok(sim.bulk_dict(bulk, request_origin(request)), 201)
 
     @app.get("/files/{path:path}")
     async def files(path: str) -> Response:
@@ -720,7 +750,7 @@ def install_admin(app: FastAPI, sim: Simulator) -> None:
 
     @app.get("/_sim/jobs/{job_id}")
     async def peek_job(job_id: str, request: Request) -> Response:
-        return JSONBody(sim.any_job(job_id).to_dict(sim.base(str(request.base_url))))
+        return JSONBody(sim.any_job(job_id).to_dict(sim.base(request_origin(request))))
 
     @app.post("/_sim/jobs/{job_id}/{action}")
     async def force(job_id: str, action: str, request: Request) -> Response:
@@ -740,7 +770,7 @@ def install_admin(app: FastAPI, sim: Simulator) -> None:
         else:
             raise SimError(404, "NOT_FOUND",
                            f"Unknown action '{action}' (start, progress, complete, fail, cancel).")
-        return JSONBody(job.to_dict(sim.base(str(request.base_url))))
+        return JSONBody(job.to_dict(sim.base(request_origin(request))))
 
 
 async def _json(request: Request) -> dict[str, Any]:

@@ -103,11 +103,20 @@ class FaultMiddleware:
         return decision
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self.sim.started:  # mounted in another app, whose lifespan does not run ours
+            await self.sim.start()
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if not path.startswith("/api/"):
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        endpoint = endpoint_name(method, scope["path"])
+        endpoint = endpoint_name(method, path)
         key: str | None = None
         if method == "POST" and endpoint.endswith("dispatch"):
             for name, value in scope["headers"]:

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from pikcel_support import KEY_A, KEY_B, Origin, SimHandle, fast_client, png, red_square_on_blue
 from PIL import Image
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from pikcel_jobs.pikcel import (
     BulkJob,
@@ -20,6 +22,8 @@ from pikcel_jobs.pikcel import (
     PikcelNotFound,
     PikcelValidationError,
 )
+from pikcel_sim.pikcel import SimConfig, create_app
+from pikcel_sim.serve import serve_in_thread
 
 TOOL_IDS = {"background-removal", "upscale-2x", "white-background", "auto-enhance",
             "drop-shadow", "convert-webp"}
@@ -433,3 +437,26 @@ async def test_files_404_is_an_envelope(sim: SimHandle) -> None:
 async def test_both_keys_exist(sim: SimHandle) -> None:
     assert set(sim.ledger()) == {"shop-a", "shop-b"}
     assert KEY_A != KEY_B
+
+
+async def test_mounted_under_a_prefix_in_another_app(origin: Origin) -> None:
+    """The demo can mount the simulator in its own process; the lifespan then never runs."""
+    parent = Starlette(routes=[Mount("/pikcel", app=create_app(SimConfig(
+        seed=1, time_scale=0.004, api_keys={KEY_A: "shop-a"})))])
+    with serve_in_thread(parent) as url:
+        async with fast_client(f"{url}/pikcel") as client:
+            assert len(await client.list_tools()) == 6
+            job = await client.dispatch("upscale-2x", origin.add_image(
+                "mounted.png", red_square_on_blue()))
+            for _ in range(300):
+                done = await client.get_job(job.id)
+                if done.is_terminal:
+                    break
+                await asyncio.sleep(0.01)
+            assert done.status == "completed"
+            assert done.output_image_url and done.output_image_url.startswith(
+                f"{url}/pikcel/files/outputs/")
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(done.output_image_url)).status_code == 200
+                counters = (await http.get(f"{url}/pikcel/_sim/counters")).json()
+            assert counters["requests"]["POST /api/jobs/dispatch"] == 1

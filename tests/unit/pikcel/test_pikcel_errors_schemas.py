@@ -110,3 +110,18 @@ def test_client_rejects_bad_settings_and_normalises_the_url() -> None:
         PikcelClient("http://x", "k", max_attempts=0)
     client = PikcelClient("http://pikcel.test/api/", "k")
     assert client.base_url == "http://pikcel.test"
+
+
+def test_retry_delays() -> None:
+    client = PikcelClient("http://pikcel.test", "k", backoff_base=0.1, backoff_max=1)
+    busy = api_error(503, "BUSY", "busy", retry_after=2)
+    assert client._retry_delay(busy, 1, retry_500=False) >= 2
+    assert 0.05 <= client._retry_delay(api_error(502, "X", "x"), 1, retry_500=False) <= 0.1
+    assert client._retry_delay(api_error(502, "X", "x"), 9, retry_500=False) <= 1
+    assert client._retry_delay(api_error(500, "X", "x"), 1, retry_500=False) is None
+    assert client._retry_delay(api_error(500, "X", "x"), 1, retry_500=True) is not None
+    assert client._retry_delay(api_error(404, "X", "x"), 1, retry_500=True) is None
+    limited = api_error(429, "RATE_LIMITED", "slow", retry_after=1.5)
+    assert 1.5 <= client._retry_delay(limited, 1, retry_500=False) <= 1.75
+    assert client._retry_delay(PikcelBadResponse("x", 200), 1, retry_500=False) is None
+    assert client._retry_delay(PikcelNetworkError("x"), 1, retry_500=False) is not None
