@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pikcel_jobs.config import Settings
 from pikcel_jobs.core.errors import AppError, Unauthorized
@@ -221,10 +222,13 @@ async def tools_or_none(runtime: Runtime) -> list[Tool] | None:
 
 
 def has_route(request: Request, path: str, method: str = "GET") -> bool:
-    return any(
-        getattr(r, "path", None) == path and method in (getattr(r, "methods", None) or ())
-        for r in request.app.routes
-    )
+    """Whether the app answers `method path` (a feature check for routes other people
+    are still building), by asking the router itself."""
+    scope = {
+        "type": "http", "path": path, "method": method, "root_path": "", "headers": [],
+        "query_string": b"", "app": request.app,
+    }  # fmt: skip
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
 
 
 async def call_api(

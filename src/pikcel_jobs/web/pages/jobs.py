@@ -30,6 +30,7 @@ from pikcel_jobs.web.pages import new_job
 from pikcel_jobs.web.pages.common import (
     PageRoute,
     call_api,
+    has_route,
     latest_event_id,
     query_with,
     redirect,
@@ -206,8 +207,10 @@ def available_actions(job: Job, request: Request) -> dict[str, bool]:
     """Which buttons the tracker shows for this job's state (and existing routes)."""
     status = JobStatus(job.status)
     push = PushStatus(job.push_status)
-    routes = {getattr(r, "path", "") for r in request.app.routes}
-    has = routes.__contains__
+
+    def has(path: str) -> bool:
+        return has_route(request, path, "POST")
+
     completed = status == JobStatus.COMPLETED and bool(job.output_key or job.output_image_url)
     return {
         "retry": status in RETRYABLE,
