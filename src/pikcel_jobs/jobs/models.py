@@ -68,6 +68,11 @@ class Job(Base):
     push_error: Mapped[str | None] = mapped_column(Text)
     shopify_media_id: Mapped[str | None] = mapped_column(String(100))
     push_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Push checkpoints (push/tasks.py): the staged upload to attach, when the current
+    # step began (the READY wait has a deadline), transient failures so far.
+    push_resource_url: Mapped[str | None] = mapped_column(Text)
+    push_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    push_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     attempts: Mapped[list[JobAttempt]] = relationship(
         back_populates="job",
