@@ -211,7 +211,7 @@ class Counters:
             self.max_in_flight = self.in_flight
 
     def on_response(self, status: int) -> None:
-        self.in_flight -= 1
+        self.in_flight = max(0, self.in_flight - 1)  # a reset may have zeroed it meanwhile
         self.statuses[str(status)] += 1
 
     def snapshot(self) -> dict[str, Any]:
