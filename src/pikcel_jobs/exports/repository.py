@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, tuple_
+from sqlalchemy import Text, cast, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pikcel_jobs.jobs.models import Job
@@ -32,7 +32,8 @@ EXPORT_COLUMNS = (
     Job.pikcel_job_id,
     Job.attempt,
     Job.batch_id,
-    Job.meta,
+    # The stored JSON text as it is: no parse-and-dump per row.
+    cast(Job.meta, Text).label("metadata"),
 )
 
 
@@ -43,7 +44,7 @@ async def next_batch(
     job_filter: JobFilter,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     stmt = (
         filtered(shop, job_filter)
         .with_only_columns(*EXPORT_COLUMNS)
@@ -52,4 +53,6 @@ async def next_batch(
     )
     if after is not None:
         stmt = stmt.where(tuple_(Job.created_at, Job.id) < after)
-    return (await session.execute(stmt)).all()
+    # Core execution: plain rows, without the ORM's per-row loading machinery.
+    connection = await session.connection()
+    return (await connection.execute(stmt)).all()

@@ -3,9 +3,9 @@ read in keyset batches of a few thousand rows, each in its own short read transa
 and turned into CSV or XLSX as they come, so memory stays flat whatever the row count.
 
 CSV: UTF-8 with a BOM (Excel then reads accents right), RFC 4180 quoting, CRLF.
-XLSX: xlsxwriter in `constant_memory` mode (one row in memory, strings inline) into a
-temporary file, which is then streamed and deleted. A sheet holds at most 1,048,576
-rows; beyond that the export continues on "Jobs (2)", "Jobs (3)", ...
+XLSX: `exports.xlsx.StreamingXlsx` (rows streamed into a temporary file, package parts
+from xlsxwriter), then the file is streamed and deleted. A sheet holds at most
+1,048,576 rows; beyond that the export continues on "Jobs (2)", "Jobs (3)", ...
 
 Spreadsheet formula injection: a text cell starting with `=`, `+`, `-`, `@`, tab or
 carriage return is prefixed with `'`, so a product title like `=HYPERLINK(...)` shows
@@ -23,73 +23,89 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import xlsxwriter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pikcel_jobs.exports import repository
+from pikcel_jobs.exports.xlsx import StreamingXlsx, XlsxColumn
 from pikcel_jobs.jobs.schemas import JobFilter
 
 log = logging.getLogger("pikcel_jobs.exports")
 
 BATCH_SIZE = 2000
 FILE_CHUNK = 256 * 1024
-XLSX_MAX_ROWS = 1_048_576  # per sheet, header included
-XLSX_MAX_TEXT = 32_000  # Excel's cell limit is 32,767 UTF-16 units
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = frozenset("=+-@\t\r")
 
 OpenSession = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    kind: str  # text | int | datetime | json
-    width: int
-
-
 # Header names are the job's camelCase API fields (DESIGN §5), in repository order.
 COLUMNS = (
-    Column("id", "text", 38),
-    Column("createdAt", "datetime", 20),
-    Column("completedAt", "datetime", 20),
-    Column("status", "text", 11),
-    Column("priority", "text", 9),
-    Column("toolId", "text", 20),
-    Column("toolName", "text", 22),
-    Column("productId", "text", 30),
-    Column("productTitle", "text", 30),
-    Column("creditsUsed", "int", 11),
-    Column("processingTimeMs", "int", 17),
-    Column("errorMessage", "text", 40),
-    Column("outputImageUrl", "text", 40),
-    Column("pikcelJobId", "text", 28),
-    Column("attempt", "int", 8),
-    Column("batchId", "text", 38),
-    Column("metadata", "json", 40),
+    XlsxColumn("id", "text", 38),
+    XlsxColumn("createdAt", "datetime", 20),
+    XlsxColumn("completedAt", "datetime", 20),
+    XlsxColumn("status", "text", 11),
+    XlsxColumn("priority", "text", 9),
+    XlsxColumn("toolId", "text", 20),
+    XlsxColumn("toolName", "text", 22),
+    XlsxColumn("productId", "text", 30),
+    XlsxColumn("productTitle", "text", 30),
+    XlsxColumn("creditsUsed", "int", 11),
+    XlsxColumn("processingTimeMs", "int", 17),
+    XlsxColumn("errorMessage", "text", 40),
+    XlsxColumn("outputImageUrl", "text", 40),
+    XlsxColumn("pikcelJobId", "text", 28),
+    XlsxColumn("attempt", "int", 8),
+    XlsxColumn("batchId", "text", 38),
+    XlsxColumn("metadata", "text", 40),
 )
 assert len(COLUMNS) == len(repository.EXPORT_COLUMNS)
 HEADERS = [c.header for c in COLUMNS]
+METADATA = HEADERS.index("metadata")
+TEXT = [i for i, c in enumerate(COLUMNS) if c.kind == "text" and i != METADATA]
+DATES = [i for i, c in enumerate(COLUMNS) if c.kind == "datetime"]
 
 
 def neutralise(text: str) -> str:
     """Keep a spreadsheet from reading a cell as a formula."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return "'" + text if text and text[0] in FORMULA_START else text
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC to the second: 2026-10-01T17:00:00Z."""
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="seconds")[:19] + "Z"
 
 
-def metadata_text(value: Any) -> str:
-    if not value:
+def metadata_text(raw: str | None) -> str:
+    """The stored JSON text; empty for no metadata; real characters, not \\u escapes."""
+    if not raw or raw in ("{}", "null"):
         return ""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if "\\u" in raw:
+        with suppress(ValueError):
+            raw = json.dumps(json.loads(raw), ensure_ascii=False)
+    return neutralise(raw)
+
+
+def prepare(row: Sequence[Any], *, iso_dates: bool) -> list[Any]:
+    """A row of the file: text guarded, metadata as JSON text, dates as text (CSV) or
+    left as datetimes (XLSX writes date cells)."""
+    cells = list(row)
+    for i in TEXT:
+        value = cells[i]
+        if value and value[0] in FORMULA_START:
+            cells[i] = "'" + value
+    cells[METADATA] = metadata_text(cells[METADATA])
+    if iso_dates:
+        for i in DATES:
+            value = cells[i]
+            if value is not None:
+                cells[i] = iso(value)
+    return cells
 
 
 def filename(extension: str, today: datetime | None = None) -> str:
@@ -116,30 +132,11 @@ async def batches(
         after = (last[1], last[0])  # (created_at, id)
 
 
-# ---- CSV ----
-
-
-def csv_cells(row: Sequence[Any]) -> list[object]:
-    cells: list[object] = []
-    for column, value in zip(COLUMNS, row, strict=True):
-        if value is None:
-            cells.append("")
-        elif column.kind == "datetime":
-            cells.append(iso(value))
-        elif column.kind == "int":
-            cells.append(value)
-        elif column.kind == "json":
-            cells.append(neutralise(metadata_text(value)))
-        else:
-            cells.append(neutralise(str(value)))
-    return cells
-
-
 async def csv_stream(
     open_session: OpenSession, *, shop: str, job_filter: JobFilter, batch_size: int = BATCH_SIZE
 ) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")  # None is written as an empty cell
     writer.writerow(HEADERS)
     yield b"\xef\xbb\xbf" + buffer.getvalue().encode()
     async for rows in batches(
@@ -147,81 +144,30 @@ async def csv_stream(
     ):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows(csv_cells(row) for row in rows)
-        yield buffer.getvalue().encode()
+        writer.writerows([prepare(row, iso_dates=True) for row in rows])
+        yield buffer.getvalue().encode("utf-8", errors="replace")
 
 
-# ---- XLSX ----
-
-
-class XlsxWriter:
-    """One workbook in a temporary file; rows are appended batch by batch (in a worker
-    thread: xlsxwriter is CPU work and must not hold up the event loop)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.book = xlsxwriter.Workbook(
-            path,
-            {
-                "constant_memory": True,
-                "strings_to_numbers": False,
-                "strings_to_formulas": False,
-                "strings_to_urls": False,
-            },
-        )
-        self.header_format = self.book.add_format({"bold": True, "bg_color": "#F1F1F1"})
-        self.date_format = self.book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-        self.sheets = 0
-        self.row = 0
-        self._new_sheet()
-
-    def _new_sheet(self) -> None:
-        self.sheets += 1
-        self.sheet = self.book.add_worksheet(
-            "Jobs" if self.sheets == 1 else f"Jobs ({self.sheets})"
-        )
-        for index, column in enumerate(COLUMNS):
-            self.sheet.set_column(index, index, column.width)
-        self.sheet.write_row(0, 0, HEADERS, self.header_format)
-        self.sheet.freeze_panes(1, 0)
-        self.row = 1
-
-    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        for values in rows:
-            if self.row >= XLSX_MAX_ROWS:
-                self._new_sheet()
-            sheet, r = self.sheet, self.row
-            for c, (column, value) in enumerate(zip(COLUMNS, values, strict=True)):
-                if value is None:
-                    continue
-                kind = column.kind
-                if kind == "int":
-                    sheet.write_number(r, c, value)
-                elif kind == "datetime":
-                    naive = value.astimezone(UTC).replace(tzinfo=None)
-                    sheet.write_datetime(r, c, naive, self.date_format)
-                else:
-                    text = metadata_text(value) if kind == "json" else str(value)
-                    if text:
-                        sheet.write_string(r, c, neutralise(text)[:XLSX_MAX_TEXT])
-            self.row += 1
-
-    def close(self) -> None:
-        self.book.close()
+def _write_xlsx_rows(book: StreamingXlsx, rows: Sequence[Sequence[Any]]) -> None:
+    book.write_rows([prepare(row, iso_dates=False) for row in rows])
 
 
 async def xlsx_stream(
     open_session: OpenSession, *, shop: str, job_filter: JobFilter, batch_size: int = BATCH_SIZE
 ) -> AsyncIterator[bytes]:
+    """Rows go into a temporary file (in a worker thread: it is CPU work), then the file
+    is streamed and removed, whether the download finishes or not."""
     fd, path = tempfile.mkstemp(prefix="pikcel-export-", suffix=".xlsx")
     os.close(fd)
     try:
-        writer = XlsxWriter(path)
-        async for rows in batches(
-            open_session, shop=shop, job_filter=job_filter, batch_size=batch_size
-        ):
-            await anyio.to_thread.run_sync(writer.write_rows, rows)
-        await anyio.to_thread.run_sync(writer.close)
+        book = StreamingXlsx(path, COLUMNS)
+        try:
+            async for rows in batches(
+                open_session, shop=shop, job_filter=job_filter, batch_size=batch_size
+            ):
+                await anyio.to_thread.run_sync(_write_xlsx_rows, book, rows)
+        finally:
+            await anyio.to_thread.run_sync(book.close)
         with open(path, "rb") as file:  # noqa: ASYNC230 (chunks are read in a thread)
             while chunk := await anyio.to_thread.run_sync(file.read, FILE_CHUNK):
                 yield chunk

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.exports import service as exports
+from pikcel_jobs.exports import xlsx
 from pikcel_jobs.jobs import service as jobs
 from pikcel_jobs.jobs.schemas import JobCreate, JobFilter
 from pikcel_jobs.jobs.states import JobStatus, change_status
@@ -250,17 +252,47 @@ def test_neutralise() -> None:
 
 
 async def test_xlsx_sheet_rolls_over(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Excel's row limit: the export continues on a new sheet."""
-    monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 4)
+    """Excel's row limit: the export continues on a new sheet, header repeated."""
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 4)
     path = str(tmp_path / "roll.xlsx")
-    writer = exports.XlsxWriter(path)
+    book = xlsx.StreamingXlsx(path, exports.COLUMNS)
     row = ["id", T0, None, "pending", "normal", "t", None, None, None, 0, None, None, None,
-           None, 1, None, {}]  # fmt: skip
-    writer.write_rows([[f"job-{i}", *row[1:]] for i in range(7)])
-    writer.close()
-    book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["Jobs", "Jobs (2)", "Jobs (3)"]
+           None, 1, None, ""]  # fmt: skip
+    book.write_rows([[f"job-{i}", *row[1:]] for i in range(7)])
+    book.close()
+    workbook = openpyxl.load_workbook(path)
+    assert workbook.sheetnames == ["Jobs", "Jobs (2)", "Jobs (3)"]
+    assert all([c.value for c in workbook[n][1]] == HEADER for n in workbook.sheetnames)
     ids = [
-        r[0] for name in book.sheetnames for r in book[name].iter_rows(min_row=2, values_only=True)
+        r[0]
+        for n in workbook.sheetnames
+        for r in workbook[n].iter_rows(min_row=2, values_only=True)
     ]
     assert ids == [f"job-{i}" for i in range(7)]
+    assert workbook["Jobs"].freeze_panes == "A2"
+
+
+def test_xlsx_text_round_trips(tmp_path: Path) -> None:
+    """Escaping as xlsxwriter does it: XML specials, control characters, the literal
+    `_xHHHH_` pattern, edge whitespace, long and non-BMP text."""
+    texts = ["a & <b> > c", "  padded  ", "bell\x07 and tab\t", "literal _x0041_ here",
+             "émoji 🖼️ ok", "line\nbreak", "x" * 40_000]  # fmt: skip
+    path = str(tmp_path / "text.xlsx")
+    book = xlsx.StreamingXlsx(
+        path, [xlsx.XlsxColumn("text", "text", 20), xlsx.XlsxColumn("n", "int", 5)]
+    )
+    book.write_rows([[t, i] for i, t in enumerate(texts)])
+    book.close()
+    sheet = openpyxl.load_workbook(path)["Jobs"]
+    got = [r for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert [g[1] for g in got] == list(range(len(texts)))
+    assert got[0][0] == "a & <b> > c" and got[1][0] == "  padded  "
+    # Excel reads `_x005F_` back as "_"; openpyxl leaves the escapes as they are.
+    assert got[3][0] in ("literal _x0041_ here", "literal _x005F_x0041_ here")
+    assert got[4][0] == "émoji 🖼️ ok"
+    assert got[5][0] == "line\nbreak" and got[6][0] == "x" * 32_767
+    assert got[2][0] in ("bell\x07 and tab\t", "bell_x0007_ and tab\t")
+    with zipfile.ZipFile(path) as package:
+        names = package.namelist()
+        assert "[Content_Types].xml" in names and "xl/styles.xml" in names
+        assert all(not info.flag_bits & 0x08 for info in package.infolist())  # no data descriptors
