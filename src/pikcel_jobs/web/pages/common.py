@@ -114,7 +114,12 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
-templates.env.globals.update(static_url=static_url, nav_items=NAV_ITEMS, query_with=query_with)
+templates.env.globals.update(
+    static_url=static_url,
+    nav_items=NAV_ITEMS,
+    query_with=query_with,
+    tool_label=lambda job: tool_label(job),
+)
 templates.env.filters.update(number=number, percent=percent)
 
 
@@ -216,9 +221,18 @@ async def from_pikcel(runtime: Runtime, call: Callable[[], Awaitable[T]], what: 
     return result
 
 
+TOOL_NAMES: dict[str, str] = {}  # last known names, for jobs recorded before dispatch
+
+
 async def tools_or_none(runtime: Runtime) -> list[Tool] | None:
     """PikcelAI's catalogue (cached by the client), or None when it can't be read."""
-    return await from_pikcel(runtime, runtime.pikcel.list_tools, "tool list")
+    tools = await from_pikcel(runtime, runtime.pikcel.list_tools, "tool list")
+    TOOL_NAMES.update({t.id: t.name for t in tools or []})
+    return tools
+
+
+def tool_label(job: Any) -> str:
+    return str(job.tool_name or TOOL_NAMES.get(job.tool_id) or job.tool_id)
 
 
 def has_route(request: Request, path: str, method: str = "GET") -> bool:

@@ -14,7 +14,13 @@ from pikcel_jobs.pikcel.schemas import Profile
 from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import AppRuntime, Db
-from pikcel_jobs.web.pages.common import PageRoute, from_pikcel, latest_event_id, render
+from pikcel_jobs.web.pages.common import (
+    PageRoute,
+    from_pikcel,
+    latest_event_id,
+    render,
+    tools_or_none,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -32,6 +38,7 @@ async def dashboard(
     request: Request, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> HTMLResponse:
     profile_task = asyncio.create_task(pikcel_profile(runtime))
+    tools_task = asyncio.create_task(tools_or_none(runtime))  # names for jobs not sent yet
     try:
         async with db(read_only=True) as session:
             stats = await service.job_stats(session, shop=shop, job_filter=JobFilter())
@@ -44,8 +51,10 @@ async def dashboard(
             last_id = await latest_event_id(session, shop=shop)
     except BaseException:
         profile_task.cancel()
+        tools_task.cancel()
         raise
     profile, profile_error = await profile_task
+    await tools_task
     return render(
         request, "dashboard.html",
         {"stats": stats, "recent": recent.jobs, "active": active.jobs,

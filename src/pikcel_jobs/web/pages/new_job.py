@@ -82,8 +82,8 @@ async def fetch_products(request: Request, query: str, cursor: str) -> dict[str,
         return None
     status, data = answer
     if status != 200:
-        message = (data.get("error") or {}).get("message")
-        return {"error": message or "Your products could not be loaded just now."}
+        message = str((data.get("error") or {}).get("message") or "try again in a moment")
+        return {"error": f"Your products can't be shown: {message}. Paste image URLs instead."}
     return data
 
 

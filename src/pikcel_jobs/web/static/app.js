@@ -97,6 +97,7 @@ function ownFields(container) {
 }
 
 function applyToContainer(container, job) {
+  if (container.dataset.attempt && Number(container.dataset.attempt) !== job.attempt) return; // an older attempt
   const before = container.dataset.status;
   container.dataset.status = job.status;
   const f = ownFields(container);
@@ -287,20 +288,25 @@ function startLive() {
   const label = toggle ? $(".live-toggle__label", toggle) : null;
   let paused = localStorage.getItem("pikcel.livePaused") === "1";
   let connected = false;
+  let lost = false; // the stream dropped; the browser reconnects with Last-Event-ID
   const held = new Map(); // jobId → newest message, while paused
   const setState = () => {
     if (!toggle) return;
     toggle.hidden = false;
-    const state = paused ? "paused" : connected ? "live" : "offline";
+    const state = paused ? "paused" : connected ? "live" : lost ? "offline" : "connecting";
     toggle.dataset.state = state;
-    label.textContent = paused ? `Paused${held.size ? ` (${held.size} waiting)` : ""}` : connected ? "Live updates" : "Reconnecting…";
+    label.textContent = paused ? `Paused${held.size ? ` (${held.size} waiting)` : ""}` : connected ? "Live updates" : lost ? "Reconnecting…" : "Connecting…";
     toggle.title = paused ? "Turn live updates back on" : "Pause live updates";
     box.checked = !paused;
   };
   const after = Number(document.body.dataset.lastEventId || 0);
   const source = new EventSource(`${url}?lastEventId=${after}`);
   source.addEventListener("open", () => { connected = true; setState(); });
-  source.addEventListener("error", () => { connected = source.readyState === EventSource.OPEN; setState(); });
+  source.addEventListener("error", () => {
+    connected = source.readyState === EventSource.OPEN;
+    lost = !connected;
+    setState();
+  });
   source.addEventListener("job", (event) => {
     let msg;
     try { msg = JSON.parse(event.data); } catch { return; }
@@ -381,7 +387,7 @@ function setupBulk() {
     const [label, done] = BULK_WORDS[action];
     $("[data-confirm-title]", dialog).textContent = `${label} ${plural(touched, "job")}?`;
     $("[data-confirm-text]", dialog).textContent = touched === n
-      ? `This will ${action} ${plural(n, scopeAll ? "job matching the filter" : "selected job")}.`
+      ? `This will ${action} ${plural(n, "job")} ${scopeAll ? "matching the filter" : "you selected"}.`
       : `${plural(touched, "job")} of the ${n.toLocaleString()} ${scopeAll ? "matching the filter" : "selected"} will be ${done}; the others are skipped (${action === "retry" ? "only failed or cancelled jobs can be retried" : "only waiting or running jobs"}).`;
     const ok = $("[data-confirm-ok]", dialog);
     ok.textContent = `${label} ${plural(touched, "job")}`;
@@ -434,7 +440,7 @@ function setupJobActions() {
         const { status, data } = await postJson(form.dataset.api, { jobId, ...extra });
         if (status === 404 && data.error?.code !== "NOT_FOUND") { form.submit(); return; }
         if (!data.success) { flash(data.error?.message ?? "That didn't work; try again.", "critical"); return; }
-        flash({ retry: "Retrying: a new attempt is queued.", cancel: "The job was cancelled.", sync: "Synced with PikcelAI." }[form.dataset.jobAction] ?? "Done.", "success");
+        flash(form.dataset.done || "Done.", "success");
         if (data.job) $$(`[data-job-id="${CSS.escape(data.job.id)}"]`).forEach((el) => applyToContainer(el, data.job));
       } catch {
         flash("The request could not be sent; check your connection and try again.", "critical");
@@ -593,6 +599,12 @@ function setupProductSearch(form, onChange) {
 
 // ---------------------------------------------------------------- small things
 
+function compactFilters() {
+  // On a phone the list comes first: the filters fold away unless some are in use.
+  const box = $("[data-filters]");
+  if (box && !box.hasAttribute("data-active") && window.matchMedia("(max-width: 760px)").matches) box.open = false;
+}
+
 function localTimes() {
   for (const t of $$("time[data-local-time]")) t.textContent = localTime(t.dateTime);
 }
@@ -604,6 +616,7 @@ function busyForms() {
 }
 
 localTimes();
+compactFilters();
 startLive();
 setupBulk();
 setupJobActions();
