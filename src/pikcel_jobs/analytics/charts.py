@@ -101,14 +101,16 @@ def _open(
     ]
 
 
-def _empty(chart_id: str, title: str, message: str, height: int = 200) -> Markup:
-    parts = _open(chart_id, title, message, height)
+def _empty(
+    chart_id: str, title: str, message: str, height: int = 200, width: int = WIDTH
+) -> Markup:
+    parts = _open(chart_id, title, message, height, width)
     parts.append(
-        f'<rect x="1" y="1" width="{WIDTH - 2}" height="{height - 2}" rx="8" fill="#f7f7f7" '
+        f'<rect x="1" y="1" width="{width - 2}" height="{height - 2}" rx="8" fill="#f7f7f7" '
         f'stroke="{GRID}"/>'
     )
     parts.append(
-        f'<text x="{WIDTH / 2}" y="{height / 2}" text-anchor="middle" dominant-baseline="middle" '
+        f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" dominant-baseline="middle" '
         f'fill="{TEXT}" font-size="13" data-empty="true">{_e(message)}</text>'
     )
     parts.append("</svg>")
@@ -311,20 +313,22 @@ def horizontal_bars(
     axis: Callable[[float], str],
     maximum: float | None = None,
     empty_message: str = "No finished jobs in this range",
+    width: int = 480,
 ) -> Markup:
-    """One row per item (tools); `maximum` fixes the axis (e.g. 1.0 for rates)."""
+    """One row per item (tools); `maximum` fixes the axis (e.g. 1.0 for rates). Narrower
+    than the day charts: it sits in a half-width card."""
     known = [b.value for b in bars if b.value is not None]
     if not bars or not known:
-        return _empty(chart_id, title, empty_message, height=160)
-    label_width = 170
+        return _empty(chart_id, title, empty_message, height=160, width=width)
+    label_width = 150
     row = 30
     height = 24 + row * len(bars) + 30
-    frame = _Frame(left=label_width, top=16, width=WIDTH - label_width - 70, height=row * len(bars))
+    frame = _Frame(left=label_width, top=16, width=width - label_width - 64, height=row * len(bars))
     ticks = nice_ticks(maximum if maximum is not None else max(known), integer=maximum is None)
     top = ticks[-1] or 1
     best = max((b for b in bars if b.value is not None), key=lambda b: b.value or 0)
     description = f"{len(bars)} tools; highest: {best.label} at {best.text}."
-    parts = _open(chart_id, title, description, height)
+    parts = _open(chart_id, title, description, height, width)
     parts.append('<g class="chart__x" aria-hidden="true">')
     for tick in ticks:
         x = frame.left + frame.width * tick / top
@@ -340,7 +344,7 @@ def horizontal_bars(
     parts.append('<g class="chart__bars">')
     for i, item in enumerate(bars):
         y = frame.top + row * i
-        name = item.label if len(item.label) <= 26 else item.label[:25] + "…"
+        name = item.label if len(item.label) <= 22 else item.label[:21] + "…"
         parts.append(f'<g data-label="{_e(item.label)}">')
         tip = f"{item.label}: {item.text}" + (f" {item.note}" if item.note else "")
         parts.append(f"<title>{_e(tip)}</title>")
