@@ -18,12 +18,16 @@ from pikcel_jobs.events.api import router as events_router
 from pikcel_jobs.events.hub import EventHub
 from pikcel_jobs.exports.api import router as exports_router
 from pikcel_jobs.jobs.api import router as jobs_router
+from pikcel_jobs.push.api import router as push_router
 from pikcel_jobs.runtime import Runtime
+from pikcel_jobs.shops.install import router as install_router
 from pikcel_jobs.templates.api import router as templates_router
 from pikcel_jobs.web.errors import install_error_handlers
 from pikcel_jobs.web.health import router as health_router
 from pikcel_jobs.web.pages import install_pages
 from pikcel_jobs.webhooks.pikcel_api import router as pikcel_webhook_router
+from pikcel_jobs.webhooks.shopify_api import resume_redactions
+from pikcel_jobs.webhooks.shopify_api import router as shopify_webhook_router
 
 
 async def resume_bulk_operations(runtime: Runtime) -> None:
@@ -51,6 +55,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         own.commit_listeners.append(hub.poke)
         await hub.start()
         await resume_bulk_operations(own)
+        await resume_redactions(own)
         try:
             yield
         finally:
@@ -70,12 +75,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(health_router)
     app.include_router(bulk_router)  # before /api/jobs/{job_id}/...
     app.include_router(exports_router)  # before /api/jobs/{job_id}
+    app.include_router(push_router)  # push-to-shopify, approve, reject, revert; products
     app.include_router(jobs_router)
     app.include_router(analytics_router)
     app.include_router(templates_router)
     app.include_router(batches_router)
     app.include_router(events_router)
     app.include_router(pikcel_webhook_router)
+    app.include_router(shopify_webhook_router)
+    app.include_router(install_router)
     install_pages(app)
 
     @app.get("/", include_in_schema=False)

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     shopify_api_key: str = ""
     shopify_api_secret: SecretStr = SecretStr("")
+    # The secret before a rotation: Shopify webhooks and OAuth callbacks signed with it
+    # are still accepted while it is set.
+    shopify_api_secret_previous: SecretStr = SecretStr("")
     shopify_api_version: str = "2025-10"
     # When set, Shopify requests for https://{shop}/... connect here instead, keeping
     # the shop's Host header (how demo and tests reach the Shopify simulator).

@@ -73,6 +73,7 @@ class Runtime:
         return WorkerContext(
             settings=self.settings, sessions=self.sessions, pikcel=self.pikcel, store=self.store,
             http=self.http, owner=owner, fetch_policy=self.fetch_policy,
+            shopify_http=self.shopify_http,
         )  # fmt: skip
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:

@@ -1,12 +1,14 @@
 """A whole running system for integration tests: the PikcelAI simulator and our web app
-on loopback HTTP, and a worker in the test's event loop, all on one test database."""
+on loopback HTTP, and a worker in the test's event loop, all on one test database; with
+`shopify=True` (or a `ShopifySimConfig`) also the Shopify simulator, which our app and
+worker then reach through SHOPIFY_CONNECT_URL."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,8 @@ from pikcel_jobs.worker.runner import Worker
 from pikcel_sim.pikcel.app import create_app as create_pikcel_sim
 from pikcel_sim.pikcel.config import FaultConfig, SimConfig
 from pikcel_sim.serve import ThreadedServer, free_port
+from pikcel_sim.shopify import ShopifySimConfig, mint_session_token
+from pikcel_sim.shopify import create_app as create_shopify_sim
 
 
 def product_photo(size: int = 96) -> bytes:
@@ -45,6 +49,30 @@ class Stack:
     workers: list[Worker]
     image_url: str = ""
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    shopify_url: str = ""  # the Shopify simulator, when started
+    _shopify_admin: httpx.AsyncClient | None = None
+
+    def session_token(self, shop: str, **claims: Any) -> str:
+        """A Shopify session token for `shop`, as Shopify admin hands the app."""
+        return mint_session_token(
+            shop, self.settings.shopify_api_key,
+            self.settings.shopify_api_secret.get_secret_value(), **claims,
+        )  # fmt: skip
+
+    def embedded_client(self, shop: str) -> httpx.AsyncClient:
+        """A client like an embedded page: a fresh session token on every request."""
+        client = httpx.AsyncClient(
+            base_url=self.api_url, auth=SessionTokenAuth(self, shop), timeout=30
+        )
+        self.clients.append(client)
+        return client
+
+    def shopify_admin(self) -> httpx.AsyncClient:
+        """The Shopify simulator's `/_sim` admin endpoints (one client, kept open)."""
+        if self._shopify_admin is None:
+            self._shopify_admin = httpx.AsyncClient(base_url=self.shopify_url, timeout=30)
+            self.clients.append(self._shopify_admin)
+        return self._shopify_admin
 
     def client(self, shop: str) -> httpx.AsyncClient:
         cookie = sign_session(self.settings, shop)
@@ -91,6 +119,16 @@ class Stack:
             await asyncio.sleep(0.1)
 
 
+class SessionTokenAuth(httpx.Auth):
+    def __init__(self, stack: Stack, shop: str) -> None:
+        self.stack = stack
+        self.shop = shop
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.stack.session_token(self.shop)}"
+        yield request
+
+
 def finished(job: dict[str, Any]) -> bool:
     """Terminal, and for completed jobs our own copy of the output is in place."""
     if job["status"] == "completed":
@@ -100,11 +138,30 @@ def finished(job: dict[str, Any]) -> bool:
 
 @asynccontextmanager
 async def running_stack(
-    base: Settings, *, sim: SimConfig | None = None, workers: int = 1, **overrides: Any
+    base: Settings,
+    *,
+    sim: SimConfig | None = None,
+    workers: int = 1,
+    shopify: bool | ShopifySimConfig = False,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
     sim_config = sim or SimConfig(seed=7, time_scale=0.01)
     sim_config.webhook_secret = base.pikcel_webhook_secret.get_secret_value()
     sim_server = ThreadedServer(create_pikcel_sim(sim_config)).start()
+    shopify_server = None
+    if shopify:
+        shopify_config = (
+            shopify
+            if isinstance(shopify, ShopifySimConfig)
+            else ShopifySimConfig(
+                seed=7, products_per_shop=12, media_processing_seconds=0.3,
+                bucket_size=5000.0, restore_rate=1000.0, shops=(),
+            )
+        )  # fmt: skip
+        shopify_config.api_key = base.shopify_api_key
+        shopify_config.api_secret = base.shopify_api_secret.get_secret_value()
+        shopify_server = ThreadedServer(create_shopify_sim(shopify_config)).start()
+        overrides.setdefault("shopify_connect_url", shopify_server.url)
     port = free_port()
     settings = base.model_copy(
         update={
@@ -119,6 +176,7 @@ async def running_stack(
     pool = [start_worker(runtime) for _ in range(workers)]
     tasks = [asyncio.create_task(w.run(grace_seconds=5)) for w in pool]
     stack = Stack(settings, app_server.url, sim_server.url, runtime, pool)
+    stack.shopify_url = shopify_server.url if shopify_server else ""
     try:
         upload = await runtime.pikcel.upload(
             product_photo(), "mug.png", "image/png", folder="tests"
@@ -134,3 +192,5 @@ async def running_stack(
         await runtime.close()
         app_server.stop()
         sim_server.stop()
+        if shopify_server is not None:
+            shopify_server.stop()

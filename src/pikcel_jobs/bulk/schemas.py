@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from pikcel_jobs.core.schemas import ApiInput, ApiModel
 
-BulkAction = Literal["retry", "sync", "cancel"]
+BulkAction = Literal["retry", "sync", "cancel", "push", "approve"]
 MAX_JOB_IDS = 10_000
 
 

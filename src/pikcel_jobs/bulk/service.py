@@ -28,7 +28,7 @@ from pikcel_jobs.jobs.models import Job, JobAttempt
 from pikcel_jobs.jobs.repository import filtered
 from pikcel_jobs.jobs.schemas import JobFilter
 from pikcel_jobs.jobs.service import attempt_key
-from pikcel_jobs.jobs.states import JobStatus
+from pikcel_jobs.jobs.states import JobStatus, PushStatus
 
 log = logging.getLogger("pikcel_jobs.bulk")
 CHUNK = 1000
@@ -37,6 +37,8 @@ ELIGIBLE = {
     "retry": [S.FAILED, S.CANCELLED],
     "cancel": [S.SCHEDULED, S.PENDING, S.PROCESSING],
     "sync": [S.PENDING, S.PROCESSING],
+    "push": [S.COMPLETED],
+    "approve": [S.COMPLETED],
 }
 
 
@@ -62,7 +64,21 @@ def eligible(shop: str, action: str, selection: dict[str, Any]) -> Any:
     stmt = stmt.where(Job.status.in_([s.value for s in ELIGIBLE[action]]))
     if action == "sync":
         stmt = stmt.where(Job.pikcel_job_id.is_not(None))
+    elif action == "push":
+        stmt = stmt.where(*pushable_conditions())
+    elif action == "approve":
+        stmt = stmt.where(Job.push_status == PushStatus.AWAITING_REVIEW.value)
     return stmt
+
+
+def pushable_conditions() -> list[Any]:
+    from pikcel_jobs.push.service import PUSHABLE
+
+    return [
+        Job.push_status.in_([p.value for p in PUSHABLE]),
+        Job.output_key.is_not(None),
+        Job.product_id.is_not(None),
+    ]
 
 
 async def start_operation(
@@ -319,7 +335,94 @@ async def bulk_sync(session: AsyncSession, shop: str, ids: Sequence[str]) -> int
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-ACTIONS = {"retry": bulk_retry, "cancel": bulk_cancel, "sync": bulk_sync}
+def push_events(
+    jobs: list[Job], target: PushStatus, now: datetime, *, via: str, mode: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        {"shop": j.shop, "job_id": j.id, "kind": "push", "status": j.status,
+         "data": {"from": j.push_status, "to": target.value, "via": via,
+                  "mode": mode or j.push_mode or "add"},
+         "created_at": now}
+        for j in jobs
+    ]  # fmt: skip
+
+
+async def bulk_push(session: AsyncSession, shop: str, ids: Sequence[str]) -> int:
+    """Push (add) the completed jobs' images; with review on, new ones wait for it."""
+    from pikcel_jobs.push.service import review_required
+
+    stmt = (
+        select(Job)
+        .where(Job.shop == shop, Job.id.in_(ids), Job.status == S.COMPLETED.value)
+        .where(*pushable_conditions())
+        .with_for_update()
+    )
+    jobs = list((await session.execute(stmt)).scalars().all())
+    if not jobs:
+        return 0
+    now = utcnow()
+    review = await review_required(session, shop)
+    held = [j for j in jobs if review and j.push_status == PushStatus.NONE.value]
+    queued = [j for j in jobs if j not in held]
+    reset = {
+        "push_mode": "add", "push_error": None, "push_resource_url": None,
+        "shopify_media_id": None, "push_tries": 0, "version": Job.version + 1,
+        "updated_at": now,
+    }  # fmt: skip
+    for group, target, extra in (
+        (held, PushStatus.AWAITING_REVIEW, {"push_next_at": None, "push_step_at": None}),
+        (queued, PushStatus.QUEUED, {"push_next_at": now, "push_step_at": now}),
+    ):
+        if not group:
+            continue
+        await session.execute(
+            update(Job)
+            .where(Job.id.in_([j.id for j in group]))
+            .values(push_status=target.value, **reset, **extra)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            insert(JobEvent), push_events(group, target, now, via="bulk", mode="add")
+        )
+    return len(jobs)
+
+
+async def bulk_approve(session: AsyncSession, shop: str, ids: Sequence[str]) -> int:
+    """Jobs waiting for review: push them."""
+    stmt = (
+        select(Job)
+        .where(
+            Job.shop == shop, Job.id.in_(ids), Job.status == S.COMPLETED.value,
+            Job.push_status == PushStatus.AWAITING_REVIEW.value,
+        )
+        .with_for_update()
+    )  # fmt: skip
+    jobs = list((await session.execute(stmt)).scalars().all())
+    if not jobs:
+        return 0
+    now = utcnow()
+    await session.execute(
+        update(Job)
+        .where(Job.id.in_([j.id for j in jobs]))
+        .values(
+            push_status=PushStatus.QUEUED.value,
+            push_next_at=now,
+            push_step_at=now,
+            version=Job.version + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        insert(JobEvent), push_events(jobs, PushStatus.QUEUED, now, via="bulk approve")
+    )
+    return len(jobs)
+
+
+ACTIONS = {
+    "retry": bulk_retry, "cancel": bulk_cancel, "sync": bulk_sync, "push": bulk_push,
+    "approve": bulk_approve,
+}  # fmt: skip
 
 
 async def stalled_operations(

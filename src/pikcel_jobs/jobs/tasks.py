@@ -202,6 +202,9 @@ async def copy_output(ctx: WorkerContext, job: Job) -> None:
         row.thumbnail_url = f"{ctx.settings.app_url}/api/jobs/{row.id}/thumbnail"
         row.next_attempt_at = None
         record_event(session, row, "output", {"outputImageUrl": row.output_image_url})
+        from pikcel_jobs.push.service import queue_after_completion
+
+        await queue_after_completion(session, row)  # the shop's autoPush setting
 
 
 async def copy_failed(ctx: WorkerContext, job_id: str, reason: str) -> None:

@@ -69,4 +69,28 @@ def current_shop(request: Request) -> str:
     raise InvalidSession("sign in through Shopify admin to use this app")
 
 
-ShopDomain = Annotated[str, Depends(current_shop)]
+def session_token_of(request: Request) -> str | None:
+    """The request's Shopify session token (header, or `id_token` on a first load)."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.query_params.get("id_token") or None
+
+
+async def connected_shop(request: Request) -> str:
+    """`current_shop`, and on a session-token request for a shop without a usable
+    Shopify token, the token exchange that connects it (shops/connect.py)."""
+    shop = current_shop(request)
+    token = session_token_of(request)
+    runtime = getattr(request.app.state, "runtime", None)
+    if token is not None and runtime is not None:
+        from pikcel_jobs.shops.connect import ensure_connected
+
+        await ensure_connected(
+            runtime.sessions, runtime.settings, runtime.shopify_http, shop=shop,
+            session_token=token,
+        )  # fmt: skip
+    return shop
+
+
+ShopDomain = Annotated[str, Depends(connected_shop)]

@@ -22,6 +22,8 @@ class WorkerContext:
     http: httpx.AsyncClient
     owner: str
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    # Reaches Shopify (or the simulator, with SHOPIFY_CONNECT_URL); None: plain httpx.
+    shopify_http: httpx.AsyncClient | None = None
 
     @property
     def webhook_url(self) -> str:

@@ -113,5 +113,6 @@ class Worker:
 
 def default_queues() -> list[Queue]:
     from pikcel_jobs.jobs.tasks import run_job
+    from pikcel_jobs.push.tasks import run_push
 
-    return [Queue("jobs", Job.next_attempt_at, run_job)]
+    return [Queue("jobs", Job.next_attempt_at, run_job), Queue("push", Job.push_next_at, run_push)]

@@ -1,0 +1,152 @@
+"""Routes of the push to Shopify (DESIGN §5): push-to-shopify, approve, reject, revert,
+and the products of the shop for the job-creation picker. Thin: parse, call the
+service, shape the answer; the worker does the Shopify calls of a push."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from pikcel_jobs.core.errors import InvalidInput, UpstreamError
+from pikcel_jobs.jobs.actions import locked_job
+from pikcel_jobs.jobs.api import job_json, ok
+from pikcel_jobs.push import service
+from pikcel_jobs.runtime import Runtime
+from pikcel_jobs.shopify.errors import (
+    ShopifyAuthError,
+    ShopifyError,
+    ShopifyGraphQLError,
+    ShopifyTransientError,
+)
+from pikcel_jobs.shopify.products import Product, list_products
+from pikcel_jobs.shops.auth import ShopDomain, session_token_of
+from pikcel_jobs.shops.connect import (
+    NOT_CONNECTED,
+    connect_with_session_token,
+    forget_token,
+    graphql_for_shop,
+    is_token_refused,
+)
+from pikcel_jobs.shops.service import ShopNotConnected
+from pikcel_jobs.web.deps import AppRuntime, BodyJobId, Db, read_fields
+
+router = APIRouter(tags=["push"])
+PRODUCTS_PAGE = 24
+
+
+async def push_options(request: Request) -> dict[str, Any]:
+    data = await read_fields(request)
+    mode = data.get("mode") or "add"
+    if mode not in ("add", "replace"):
+        raise InvalidInput("mode must be add or replace")
+    image_id = data.get("imageId")
+    if image_id is not None and (not isinstance(image_id, str) or not 0 < len(image_id) <= 100):
+        raise InvalidInput("imageId must be a product image id")
+    return {"mode": mode, "image_id": image_id}
+
+
+PushOptions = Annotated[dict[str, Any], Depends(push_options)]
+
+
+@router.post("/api/jobs/push-to-shopify")
+async def push_to_shopify(
+    job_id: BodyJobId, options: PushOptions, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
+    """Queue the push of a completed job's image onto its product (`mode`: add, or
+    replace the image the job started from). Answers at once; the worker pushes. With
+    review before publishing on, the job waits for approval first."""
+    async with db() as session:
+        if options["image_id"]:
+            job = await locked_job(session, shop=shop, job_id=job_id)
+            if job.image_id is None:
+                job.image_id = options["image_id"]
+            elif job.image_id != options["image_id"]:
+                raise InvalidInput("imageId is not the image this job started from")
+        job = await service.request_push(session, shop=shop, job_id=job_id, mode=options["mode"])
+    runtime.nudge()
+    return ok(job=job_json(job))
+
+
+@router.post("/api/jobs/approve")
+async def approve_push(
+    job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
+    """A job waiting for review: push it."""
+    async with db() as session:
+        job = await service.approve(session, shop=shop, job_id=job_id)
+    runtime.nudge()
+    return ok(job=job_json(job))
+
+
+@router.post("/api/jobs/reject")
+async def reject_push(job_id: BodyJobId, shop: ShopDomain, db: Db) -> JSONResponse:
+    """A job waiting for review: do not push it; the product is left untouched."""
+    async with db() as session:
+        job = await service.reject(session, shop=shop, job_id=job_id)
+    return ok(job=job_json(job))
+
+
+@router.post("/api/jobs/revert")
+async def revert_push(
+    job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
+    """Undo a push: a replaced original goes back on the product, ours comes off."""
+    async with db() as session:
+        job = await service.request_revert(session, shop=shop, job_id=job_id)
+    runtime.nudge()
+    return ok(job=job_json(job))
+
+
+async def _products_page(
+    runtime: Runtime, shop: str, query: str, cursor: str
+) -> tuple[list[Product], str | None]:
+    gql = await graphql_for_shop(
+        runtime.sessions, runtime.settings, runtime.shopify_http, shop=shop
+    )
+    return await list_products(gql, query or None, after=cursor or None, first=PRODUCTS_PAGE)
+
+
+@router.get("/api/products")
+async def products(
+    request: Request,
+    shop: ShopDomain,
+    runtime: AppRuntime,
+    query: Annotated[str, Query(max_length=200)] = "",
+    cursor: Annotated[str, Query(max_length=500)] = "",
+) -> JSONResponse:
+    """The shop's products with their images, sorted by title; `query` is Shopify's
+    product search, `nextCursor` the next page."""
+    try:
+        try:
+            page, next_cursor = await _products_page(runtime, shop, query, cursor)
+        except ShopifyAuthError as exc:
+            if not is_token_refused(exc):
+                raise
+            # Shopify no longer takes the stored token: reconnect with the request's
+            # session token when there is one, else ask for a fresh open from Shopify.
+            await forget_token(runtime.sessions, shop)
+            session_token = session_token_of(request)
+            if session_token is None:
+                raise ShopNotConnected(NOT_CONNECTED) from exc
+            await connect_with_session_token(
+                runtime.sessions, runtime.settings, runtime.shopify_http, shop=shop,
+                session_token=session_token,
+            )  # fmt: skip
+            page, next_cursor = await _products_page(runtime, shop, query, cursor)
+    except ShopNotConnected:
+        raise
+    except ShopifyAuthError as exc:
+        raise ShopNotConnected(NOT_CONNECTED) from exc
+    except ShopifyTransientError as exc:
+        raise UpstreamError(
+            "Shopify is busy or could not be reached just now; try again in a moment"
+        ) from exc
+    except ShopifyGraphQLError as exc:
+        if cursor:
+            raise InvalidInput("that page of products is no longer available; start over") from exc
+        raise UpstreamError(f"Shopify could not list your products: {exc}") from exc
+    except ShopifyError as exc:
+        raise UpstreamError(f"Shopify could not list your products: {exc}") from exc
+    return ok(products=[p.model_dump(by_alias=True) for p in page], nextCursor=next_cursor)
