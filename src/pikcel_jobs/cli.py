@@ -118,7 +118,10 @@ def _register_simulators() -> None:
         )  # fmt: skip
 
 
-_register_simulators()
+# The simulators pull in Pillow and graphql-core: load them only for `pikcel-jobs sim …`,
+# so `serve` and `worker` start fast.
+if len(sys.argv) > 1 and sys.argv[1] == "sim":
+    _register_simulators()
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import pikcel_jobs.db.models  # noqa: F401  (every table registered, whatever the process)
 from pikcel_jobs.config import Settings
 from pikcel_jobs.db.engine import create_engine, create_sessionmaker
 from pikcel_jobs.net.fetch import FetchPolicy
