@@ -358,6 +358,19 @@ class LoadTimes:
         return self.jobs_s + self.rollups_s + self.analyze_s
 
 
+# The migration's secondary indexes on jobs are dropped for the load and rebuilt from their
+# own definitions afterwards (one sorted build each instead of a million inserts each);
+# primary key and unique constraints stay in place throughout.
+SQLITE_INDEXES = """
+SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL
+"""
+PG_INDEXES = """
+SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()
+AND tablename = 'jobs' AND indexname NOT IN (
+    SELECT conname FROM pg_constraint WHERE conrelid = 'jobs'::regclass)
+"""  # fmt: skip
+
+
 def load_sqlite(url: str, rows: list[tuple[Any, ...]]) -> LoadTimes:
     """executemany in 20,000-row batches, one transaction; journal off while loading."""
     times = LoadTimes()
@@ -370,12 +383,17 @@ def load_sqlite(url: str, rows: list[tuple[Any, ...]]) -> LoadTimes:
         conn.execute("PRAGMA cache_size=-1000000")  # 1 GB while loading
         started = time.perf_counter()
         conn.execute("BEGIN")
+        indexes = conn.execute(SQLITE_INDEXES).fetchall()
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
         insert = (
             f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(JOB_COLUMNS))})"
         )
         for i in range(0, len(rows), 20_000):
             conn.executemany(insert, rows[i : i + 20_000])
+        for _, sql in indexes:
+            conn.execute(sql)
         times.jobs_s = time.perf_counter() - started
         started = time.perf_counter()
         conn.execute(ROLLUP_SQL.format(day="date(created_at)"))
@@ -399,12 +417,17 @@ def load_postgres(url: str, rows: list[tuple[Any, ...]]) -> LoadTimes:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
         started = time.perf_counter()
+        indexes = conn.execute(PG_INDEXES).fetchall()
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
         with (
             conn.cursor() as cur,
             cur.copy(f"COPY jobs ({', '.join(JOB_COLUMNS)}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)
+        for _, sql in indexes:
+            conn.execute(sql)
         conn.commit()
         times.jobs_s = time.perf_counter() - started
         started = time.perf_counter()
@@ -752,8 +775,9 @@ def run_engine(
         load = (load_sqlite if kind == "sqlite" else load_postgres)(url, rows)
         totals = asyncio.run(_totals(url))
         console.print(
-            f"bulk insert of {plan.jobs:,} jobs {load.jobs_s:.1f} s, rollups (one INSERT ... "
-            f"SELECT) {load.rollups_s:.1f} s, ANALYZE {load.analyze_s:.1f} s: "
+            f"bulk insert of {plan.jobs:,} jobs (with index rebuild) {load.jobs_s:.1f} s, "
+            f"rollups (one INSERT ... SELECT) {load.rollups_s:.1f} s, "
+            f"ANALYZE {load.analyze_s:.1f} s: "
             f"[bold]{load.total_s:.1f} s[/]"
         )
         ok = totals == (plan.jobs, plan.jobs)
