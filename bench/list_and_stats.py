@@ -863,7 +863,9 @@ def markdown(results: list[EngineResult], args: argparse.Namespace, wall_s: floa
         f"`.venv/bin/python bench/list_and_stats.py --jobs {args.jobs} --engines "
         f"{args.engines}` on {datetime.now(UTC):%Y-%m-%d}: {os.cpu_count()} cores ({cpu}), "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, PostgreSQL on "
-        f"127.0.0.1 with stock settings; whole run {wall_s / 60:.1f} min. {args.shops} shops, "
+        f"127.0.0.1 with stock settings; whole run {wall_s / 60:.1f} min; 1-minute load average "
+        f"{args.load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other work "
+        f"on the machine shows up in the p95s). {args.shops} shops, "
         f"the largest holds {args.jobs // 2:,} jobs, the rest a Zipf tail; generated once in "
         f"Python ({args.generate_s:.0f} s) and loaded in bulk into both engines. Each time is "
         "one read-only unit of work (session, queries, commit) through the service for ours, "
@@ -911,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown engine(s): {', '.join(sorted(unknown))}")
 
     wall = time.perf_counter()
+    args.load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     plan = make_plan(args.jobs, args.shops, args.seed)
     console.print(
@@ -933,7 +936,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"targets: every list and stats query < {TARGET_P95_MS:.0f} ms p95; deep page "
         f"≥ {TARGET_DEEP_RATIO:.0f}× faster than OFFSET (whole request, as a merchant waits "
-        f"for it). Whole run {wall_s / 60:.1f} min on {os.cpu_count()} cores."
+        f"for it). Whole run {wall_s / 60:.1f} min on {os.cpu_count()} cores; load average "
+        f"{args.load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
     )
     if args.markdown:
         md = markdown(results, args, wall_s)
