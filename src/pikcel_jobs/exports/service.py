@@ -166,8 +166,10 @@ async def xlsx_stream(
                 open_session, shop=shop, job_filter=job_filter, batch_size=batch_size
             ):
                 await anyio.to_thread.run_sync(_write_xlsx_rows, book, rows)
-        finally:
             await anyio.to_thread.run_sync(book.close)
+        except BaseException:  # failed or cancelled (client gone): no await from here
+            book.abort()
+            raise
         with open(path, "rb") as file:  # noqa: ASYNC230 (chunks are read in a thread)
             while chunk := await anyio.to_thread.run_sync(file.read, FILE_CHUNK):
                 yield chunk

@@ -88,8 +88,9 @@ class StreamingXlsx:
         self.sheet_name = sheet_name
         self.letters = [column_letter(i) for i in range(len(self.columns))]
         self.kinds = [c.kind for c in self.columns]
+        self.file = open(path, "wb")  # noqa: SIM115 (closed by close() or abort())
         self.zip = zipfile.ZipFile(
-            path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
+            self.file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
         )
         parts = self._template(1)
         sheet = parts["xl/worksheets/sheet1.xml"].decode()
@@ -198,3 +199,14 @@ class StreamingXlsx:
             if not name.startswith("xl/worksheets/sheet"):
                 self.zip.writestr(name, data)
         self.zip.close()
+        self.file.close()
+
+    def abort(self) -> None:
+        """Give up (failed, or the download was abandoned): close the zip as it is,
+        without the package parts (quick: no template), and release the file."""
+        try:
+            if self._entry is not None and not self._entry.closed:
+                self._entry.close()
+            self.zip.close()
+        finally:
+            self.file.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -296,3 +297,37 @@ def test_xlsx_text_round_trips(tmp_path: Path) -> None:
         names = package.namelist()
         assert "[Content_Types].xml" in names and "xl/styles.xml" in names
         assert all(not info.flag_bits & 0x08 for info in package.infolist())  # no data descriptors
+
+
+async def test_xlsx_temporary_file_is_removed_on_failure_and_abandon(
+    sessions: Sessions, shop: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for i in range(5):
+        await add_job(sessions, shop, at=T0 + timedelta(minutes=i))
+    monkeypatch.setattr(exports.tempfile, "tempdir", str(tmp_path))
+    calls = 0
+
+    def failing_session() -> AbstractAsyncContextManager[AsyncSession]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("database went away")
+        return unit_of_work(sessions, read_only=True)
+
+    with pytest.raises(ConnectionError):
+        async for _ in exports.xlsx_stream(
+            failing_session, shop=shop, job_filter=JobFilter(), batch_size=2
+        ):
+            pass
+    assert os.listdir(tmp_path) == []
+
+    stream = exports.xlsx_stream(
+        lambda: unit_of_work(sessions, read_only=True),
+        shop=shop,
+        job_filter=JobFilter(),
+        batch_size=2,
+    )
+    first = await anext(stream)
+    assert first.startswith(b"PK") and len(os.listdir(tmp_path)) == 1
+    await stream.aclose()  # the client went away mid-download
+    assert os.listdir(tmp_path) == []
