@@ -10,7 +10,7 @@ import asyncio
 import time
 
 import pytest
-from pikcel_support import Origin, SimHandle, fast_client, red_square_on_blue
+from pikcel_support import Origin, SimHandle, fast_client, red_square_on_blue, wait_until
 
 from pikcel_jobs.pikcel import (
     PikcelBadResponse,
@@ -138,8 +138,8 @@ async def test_timeouts_exhausting_attempts_raise_a_retryable_network_error(
     exc = info.value
     assert exc.timeout and exc.retryable and exc.code == "TIMEOUT"
     assert "did not answer in time" in str(exc)
-    await asyncio.sleep(0.05)
-    assert sim.counters()["statuses"].get("499") == 2  # the simulator saw us give up
+    await wait_until(lambda: sim.counters()["statuses"].get("499") == 2, 5,
+                     "the simulator to see the client give up twice")
 
 
 async def test_unreachable_server_is_a_network_error() -> None:
@@ -232,23 +232,23 @@ async def test_shared_limiter_caps_requests_per_second_across_clients(
     sim: SimHandle, origin: Origin,
 ) -> None:
     job = await _one_job(sim, origin)
-    # Without a limiter, 60 concurrent calls land within one second.
+    cap, concurrency = 20, 4
+    # Without a limiter, 60 concurrent calls put more than `cap` into one second.
     async with fast_client(sim.url) as bare:
         await asyncio.gather(*(bare.get_job(job) for _ in range(60)))
-    assert sim.counters()["max_rps"] >= 60
+    assert sim.counters()["max_rps"] > cap
     sim.reset_counters()
 
-    cap, concurrency = 40, 4
     limiter = RateLimiter(cap, concurrency=concurrency)
     sim.faults(latency_ms=10, error_rate=0.2, error_statuses=[503])  # retries take tokens too
     async with fast_client(sim.url, limiter=limiter, max_attempts=10) as one, \
             fast_client(sim.url, limiter=limiter, max_attempts=10) as two:
         started = time.monotonic()
-        await asyncio.gather(*(c.get_job(job) for c in [one, two] * 30))
+        await asyncio.gather(*(c.get_job(job) for c in [one, two] * 20))
         elapsed = time.monotonic() - started
         attempts = one.attempts + two.attempts
     counters = sim.counters()
-    assert counters["requests"][GET_JOB] == attempts > 60  # every retry went through it
+    assert counters["requests"][GET_JOB] == attempts > 40  # every retry went through it
     assert counters["max_rps"] <= cap, counters["max_rps"]
     assert counters["max_rps"] >= cap * 0.75  # and it really ran near the cap
     assert counters["max_in_flight"] <= concurrency

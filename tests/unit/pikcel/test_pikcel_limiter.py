@@ -45,7 +45,7 @@ async def test_burst_allows_that_many_at_once() -> None:
     started = time.monotonic()
     for _ in range(3):
         await limiter.acquire_token()
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.15
     await limiter.acquire_token()
     assert time.monotonic() - started >= 0.18
 
