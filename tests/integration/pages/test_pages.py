@@ -452,3 +452,67 @@ async def test_pages_are_accessible_landmarks(client_for: Client, shop: str, pat
             continue
         before = body[: body.index(tag)]
         assert before.rfind("<label") > before.rfind("</label>"), f"unlabelled: {tag}"
+
+
+async def test_shopify_buttons_follow_the_push_state(
+    client_for: Client, shop: str, sessions: Any
+) -> None:
+    from sqlalchemy import update
+
+    from pikcel_jobs.jobs.models import Job
+
+    client = client_for(shop)
+    [job_id] = await create_jobs(
+        client, 1, productId="gid://shopify/Product/9", imageId="gid://shopify/MediaImage/3"
+    )
+
+    async def set_state(**values: Any) -> str:
+        async with sessions() as session, session.begin():
+            await session.execute(update(Job).where(Job.id == job_id).values(**values))
+        return (await client.get(f"/app/jobs/{job_id}")).text
+
+    def shown(body: str, label: str) -> bool:
+        match = re.search(
+            r'<span data-push-when="[^"]*"( hidden)?>\s*<form[^>]*>(?:(?!</form>).)*' + label,
+            body,
+            re.S,
+        )
+        assert match, f"{label} not rendered"
+        return match.group(1) is None
+
+    body = (await client.get(f"/app/jobs/{job_id}")).text
+    assert not shown(body, "Push to Shopify")  # pending: nothing to push yet
+    body = await set_state(status="completed", output_image_url=f"/api/jobs/{job_id}/output")
+    assert shown(body, "Push to Shopify") and shown(body, "Replace product image")
+    assert not shown(body, "Revert push") and not shown(body, "Approve")
+    body = await set_state(push_status="awaiting_review")
+    assert shown(body, "Approve") and shown(body, "Reject") and not shown(body, "Push to Shopify")
+    body = await set_state(push_status="pushed")
+    assert shown(body, "Revert push") and not shown(body, "Approve")
+    # The no-JavaScript form runs the JSON route and comes back with its answer.
+    token = csrf_token(await client.get(f"/app/jobs/{job_id}"))
+    answer = await client.post(f"/app/jobs/{job_id}/revert", data={"csrfToken": token})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/app/jobs/{job_id}"
+    assert 'class="banner' in (await client.get(answer.headers["location"])).text
+    unknown = await client.post(f"/app/jobs/{job_id}/explode", data={"csrfToken": token})
+    assert unknown.status_code == 404
+
+
+async def test_embedded_launch_parameters_leave_a_clean_list_url(
+    api_url: str, app_settings: Settings, shop: str
+) -> None:
+    token = make_session_token(app_settings, shop)
+    async with httpx.AsyncClient(base_url=api_url) as browser:
+        answer = await browser.get(
+            "/app/jobs",
+            params={
+                "status": "failed",
+                "shop": shop,
+                "host": "YWRtaW4",
+                "embedded": "1",
+                "id_token": token,
+            },
+        )
+        assert answer.status_code == 302 and answer.headers["location"] == "/app/jobs?status=failed"
+        assert SESSION_COOKIE in browser.cookies
+        assert_page(await browser.get(answer.headers["location"]), 200, "Filters")

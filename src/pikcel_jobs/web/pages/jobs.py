@@ -43,6 +43,11 @@ router.include_router(new_job.routes)  # /app/jobs/new before /app/jobs/{job_id}
 log = logging.getLogger("pikcel_jobs.web.pages")
 
 PAGE_SIZES = (25, 50, 100)
+# Query parameters Shopify admin adds when it opens an embedded app (the session cookie
+# is set from id_token on the way; the list's URL keeps only its own keys).
+SHOPIFY_LAUNCH_KEYS = frozenset(
+    {"id_token", "shop", "host", "embedded", "hmac", "locale", "session", "timestamp", "prefetch"}
+)
 STATUSES = [s.value for s in JobStatus]
 BULK_ACTIONS = {
     "retry": ("Retry", "retried", RETRYABLE),
@@ -61,7 +66,7 @@ def canonical_query(params: QueryParams) -> str | None:
     meta_key = (params.get("metaKey") or "").strip()
     meta_value = (params.get("metaValue") or "").strip()
     for key, value in params.multi_items():
-        if key in ("metaKey", "metaValue") or value.strip() == "":
+        if key in ("metaKey", "metaValue") or key in SHOPIFY_LAUNCH_KEYS or value.strip() == "":
             changed = True
             continue
         if key == "to" and _is_date(value):
@@ -203,28 +208,43 @@ async def jobs_list(request: Request, shop: ShopDomain, db: Db, runtime: AppRunt
 # ---- One job ----
 
 
-def available_actions(job: Job, request: Request) -> dict[str, bool]:
-    """Which buttons the tracker shows for this job's state (and existing routes)."""
+# Shopify buttons: (action, label, tone, push statuses in which it applies)
+PUSH_BUTTONS = [
+    ("push", "Push to Shopify", "primary", "none failed reverted rejected"),
+    ("replace", "Replace product image", "", "none failed reverted rejected"),
+    ("approve", "Approve", "primary", "awaiting_review"),
+    ("reject", "Reject", "critical", "awaiting_review"),
+    ("revert", "Revert push", "", "pushed"),
+]
+
+
+def push_buttons(job: Job, request: Request) -> list[tuple[str, str, str, str]]:
+    """The Shopify buttons this job can ever show: their route exists, the job belongs
+    to a product (and, to replace, to one of its images). The live module shows each
+    one only in its push statuses."""
+    out = []
+    for action, label, tone, when in PUSH_BUTTONS:
+        if not job.product_id or (action == "replace" and not job.image_id):
+            continue
+        if has_route(request, JOB_ACTIONS[action][0], "POST"):
+            out.append((action, label, tone, when))
+    return out
+
+
+def available_actions(job: Job) -> dict[str, bool]:
+    """Which buttons the tracker shows for this job's state right now."""
     status = JobStatus(job.status)
-    push = PushStatus(job.push_status)
-
-    def has(path: str) -> bool:
-        return has_route(request, path, "POST")
-
+    push = PushStatus(job.push_status).value
     completed = status == JobStatus.COMPLETED and bool(job.output_key or job.output_image_url)
-    return {
+    shown = {
         "retry": status in RETRYABLE,
         "cancel": status not in TERMINAL,
         "sync": status not in TERMINAL and job.pikcel_job_id is not None,
         "download": completed,
-        "push": completed
-        and bool(job.product_id)
-        and push in (PushStatus.NONE, PushStatus.FAILED, PushStatus.REVERTED, PushStatus.REJECTED)
-        and has("/api/jobs/push-to-shopify"),
-        "revert": push == PushStatus.PUSHED and has("/api/jobs/revert"),
-        "approve": push == PushStatus.AWAITING_REVIEW and has("/api/jobs/approve"),
-        "reject": push == PushStatus.AWAITING_REVIEW and has("/api/jobs/reject"),
     }
+    for action, _, _, when in PUSH_BUTTONS:
+        shown[action] = completed and push in when.split()
+    return shown
 
 
 def event_title(kind: str, data: dict[str, Any], status: str) -> str:
@@ -264,7 +284,8 @@ async def job_detail(request: Request, job_id: str, shop: ShopDomain, db: Db) ->
         request, "jobs/detail.html",
         {
             "job": job, "attempts": detail.attempts, "events": events,
-            "actions": available_actions(job, request), "duration_ms": duration_ms,
+            "actions": available_actions(job), "duration_ms": duration_ms,
+            "push_buttons": push_buttons(job, request),
             "job_actions": JOB_ACTIONS,
             "parameters_json": json.dumps(job.parameters or {}, indent=2, sort_keys=True),
             "metadata_json": json.dumps(job.meta or {}, indent=2, sort_keys=True),

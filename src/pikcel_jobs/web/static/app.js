@@ -138,6 +138,9 @@ function applyToContainer(container, job) {
     if (!job.outputImageUrl && (job.status === "failed" || job.status === "cancelled")) el.textContent = `No result: the job ${job.status}.`;
   });
   f.get("download").forEach((a) => { if (job.outputImageUrl) a.href = job.outputImageUrl; });
+  for (const el of $$("[data-push-when]", container)) {
+    el.hidden = !(job.status === "completed" && el.dataset.pushWhen.split(/\s+/).includes(job.pushStatus));
+  }
   for (const el of f.shows) {
     const states = el.dataset.showWhen.split(/\s+/);
     let visible = states.includes(job.status);
@@ -279,6 +282,7 @@ function applyJob(msg) {
 // ---------------------------------------------------------------- the live stream
 
 const bulkListeners = new Set();
+const bulkLatest = new Map(); // operationId → newest progress seen (it may beat the POST's answer)
 
 function startLive() {
   const url = document.body.dataset.live;
@@ -321,6 +325,7 @@ function startLive() {
   source.addEventListener("bulk", (event) => {
     let msg;
     try { msg = JSON.parse(event.data); } catch { return; }
+    bulkLatest.set(msg.operationId, msg);
     bulkListeners.forEach((fn) => fn(msg));
   });
   box?.addEventListener("change", () => {
@@ -403,7 +408,9 @@ function setupBulk() {
       if (status === 404 || status === 405) return submitWithoutJs(form, action);
       if (!data.success) { flash(data.error?.message ?? "The bulk action failed.", "critical"); return; }
       watching = data.operation.id;
-      showBulk(data.operation);
+      const seen = bulkLatest.get(watching);
+      const newer = seen && (seen.status === "completed" || (seen.processed ?? 0) > (data.operation.processed ?? 0));
+      showBulk(newer ? { ...data.operation, ...seen, id: watching } : data.operation);
     } catch {
       flash("The bulk action could not be sent; check your connection and try again.", "critical");
     } finally {
