@@ -6,13 +6,22 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageChops, ImageColor, ImageEnhance, ImageFilter, ImageOps, ImageStat
+from PIL import (
+    Image,
+    ImageChops,
+    ImageColor,
+    ImageDraw,
+    ImageEnhance,
+    ImageFilter,
+    ImageOps,
+    ImageStat,
+)
 
 MAX_PIXELS = 40_000_000
 MAX_OUTPUT_SIDE = 8192
 THUMBNAIL_SIDE = 256
 # Background reconstruction runs on a reduced mask first when the image is larger.
-_RECON_SIDE = 512
+_RECON_SIDE = 384
 
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -168,8 +177,18 @@ def _frame_seed(mask: Image.Image) -> Image.Image:
     return ImageChops.darker(frame, mask)
 
 
+def _flood_from_frame(mask: Image.Image) -> Image.Image:
+    """255 where `mask` is 255 and connected to the image's edge through 255s (a flood fill
+    from every edge pixel at once: the mask is framed by a 255 border, filled from a corner)."""
+    w, h = mask.size
+    framed = Image.new("L", (w + 2, h + 2), 255)
+    framed.paste(mask, (1, 1))
+    ImageDraw.floodfill(framed, (0, 0), 128, thresh=0)
+    return framed.crop((1, 1, w + 1, h + 1)).point(lambda v: 255 if v == 128 else 0)
+
+
 def _reconstruct(seed: Image.Image, mask: Image.Image, max_rounds: int) -> Image.Image:
-    """Grow `seed` inside `mask` (8-connected) until it stops changing: the flood fill."""
+    """Grow `seed` inside `mask` (8-connected) until it stops changing."""
     grow = ImageFilter.MaxFilter(3)
     current = seed
     for _ in range(max_rounds):
@@ -185,20 +204,23 @@ def background_mask(image: Image.Image, tolerance: int = 40) -> Image.Image:
 
     The background colour is the median colour of the border; pixels within `tolerance`
     of it are candidates, and only candidates reachable from the edge through other
-    candidates count (a flood fill from every edge pixel). Large images are filled on a
-    conservatively reduced mask first, then refined at full size.
+    candidates count (a flood fill from every edge pixel). Large images are flood-filled
+    on a conservatively reduced mask first (a reduced pixel is a candidate only when its
+    whole block is, so the fill never leaks through a thin outline), then the result is
+    grown at full size into the blocks along the edges of the background.
     """
     near = _near_mask(image, border_colour(image), tolerance)
     w, h = near.size
     factor = max(1, -(-max(w, h) // _RECON_SIDE))
-    if factor > 1:
-        # A reduced pixel is a candidate only when its whole block is: never leaks.
-        small = near.reduce(factor).point(lambda v: 255 if v == 255 else 0)
-        small_bg = _reconstruct(_frame_seed(small), small, small.width * small.height)
-        seed = ImageChops.darker(small_bg.resize(near.size, Image.Resampling.NEAREST), near)
-        seed = ImageChops.lighter(seed, _frame_seed(near))
-    else:
-        seed = _frame_seed(near)
+    if factor == 1:
+        return _flood_from_frame(near)
+    small = near.reduce(factor).point(lambda v: 255 if v == 255 else 0)
+    seed = ImageChops.darker(
+        _flood_from_frame(small).resize((small.width * factor, small.height * factor),
+                                        Image.Resampling.NEAREST).crop((0, 0, w, h)),
+        near,
+    )
+    seed = ImageChops.lighter(seed, _frame_seed(near))
     return _reconstruct(seed, near, w * h)
 
 
