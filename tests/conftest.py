@@ -57,7 +57,7 @@ def other_shop() -> str:
 TEST_SECRETS = {
     "session_secret": "test-session-secret",
     "shopify_api_key": "test-api-key",
-    "shopify_api_secret": "test-api-secret",
+    "shopify_api_secret": "test-api-secret-of-at-least-32-bytes",
     "pikcel_api_key": "test-pikcel-key",
     "pikcel_webhook_secret": "whsec_dGVzdC13ZWJob29rLXNlY3JldA==",
 }

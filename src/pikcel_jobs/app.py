@@ -20,6 +20,7 @@ from pikcel_jobs.exports.api import router as exports_router
 from pikcel_jobs.jobs.api import router as jobs_router
 from pikcel_jobs.push.api import router as push_router
 from pikcel_jobs.runtime import Runtime
+from pikcel_jobs.schedules.api import router as schedules_router
 from pikcel_jobs.shops.install import router as install_router
 from pikcel_jobs.templates.api import router as templates_router
 from pikcel_jobs.web.errors import install_error_handlers
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(analytics_router)
     app.include_router(templates_router)
     app.include_router(batches_router)
+    app.include_router(schedules_router)
     app.include_router(events_router)
     app.include_router(pikcel_webhook_router)
     app.include_router(shopify_webhook_router)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pikcel_jobs.config import Settings
 from pikcel_jobs.core.errors import Conflict, NotFound
 from pikcel_jobs.db.base import utcnow
+from pikcel_jobs.events.models import record_event
 from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.models import Job, JobAttempt
 from pikcel_jobs.jobs.service import attempt_key
@@ -84,3 +87,26 @@ async def apply_cancel_answer(
     )  # fmt: skip
     if JobStatus(job.status) not in TERMINAL:
         await cancel_locally(session, job)
+
+
+async def reschedule_job(
+    session: AsyncSession, *, shop: str, job_id: str, scheduled_for: datetime | None
+) -> Job:
+    """Move a job that has not started to another time (None: run now)."""
+    job = await locked_job(session, shop=shop, job_id=job_id)
+    if job.status not in (JobStatus.SCHEDULED, JobStatus.PENDING) or job.pikcel_job_id is not None:
+        raise Conflict("only jobs that have not been sent to PikcelAI yet can be rescheduled")
+    now = utcnow()
+    if scheduled_for is not None and scheduled_for > now:
+        if job.status == JobStatus.PENDING:
+            raise Conflict(
+                "this job is already queued to run now; cancel it and create a scheduled one"
+            )
+        job.scheduled_for = scheduled_for
+        job.next_attempt_at = scheduled_for
+        record_event(session, job, "rescheduled", {"scheduledFor": scheduled_for.isoformat()})
+    else:
+        job.next_attempt_at = now
+        if job.status == JobStatus.SCHEDULED:
+            await change_status(session, job, JobStatus.PENDING, data={"via": "run now"})
+    return job

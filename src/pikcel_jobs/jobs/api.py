@@ -12,12 +12,19 @@ from pikcel_jobs.core.errors import InvalidInput, NotFound, UpstreamError
 from pikcel_jobs.jobs import actions, service
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.params import filter_from_query, paging_from_query
-from pikcel_jobs.jobs.schemas import AttemptOut, EventOut, JobCreate, JobDetailOut, JobOut
+from pikcel_jobs.jobs.schemas import (
+    AttemptOut,
+    EventOut,
+    JobCreate,
+    JobDetailOut,
+    JobOut,
+    RescheduleBody,
+)
 from pikcel_jobs.jobs.states import TERMINAL, JobStatus
 from pikcel_jobs.jobs.tracking import apply_remote
 from pikcel_jobs.pikcel.errors import PikcelError
 from pikcel_jobs.shops.auth import ShopDomain
-from pikcel_jobs.web.deps import AppRuntime, BodyJobId, Db
+from pikcel_jobs.web.deps import AppRuntime, BodyJobId, Db, read_fields
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -96,6 +103,20 @@ async def retry_job(
     """A new remote attempt for a failed or cancelled job; history is kept."""
     async with db() as session:
         job = await actions.retry_job(session, shop=shop, job_id=job_id)
+    runtime.nudge()
+    return ok(job=job_json(job))
+
+
+@router.post("/reschedule")
+async def reschedule_job(
+    request: Request, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
+    """`{jobId, scheduledFor}`: move a job that has not started; no `scheduledFor` runs it now."""
+    body = RescheduleBody.model_validate(await read_fields(request))
+    async with db() as session:
+        job = await actions.reschedule_job(
+            session, shop=shop, job_id=body.job_id, scheduled_for=body.scheduled_for
+        )
     runtime.nudge()
     return ok(job=job_json(job))
 

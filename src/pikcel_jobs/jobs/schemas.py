@@ -175,3 +175,15 @@ class JobStats(ApiModel):
     credits_used: int
     average_processing_time_ms: float | None
     success_rate: float | None
+
+
+class RescheduleBody(ApiInput):
+    job_id: str = Field(min_length=1, max_length=64)
+    scheduled_for: datetime | None = None
+
+    @field_validator("scheduled_for")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +18,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.jobs.models import Job
+
+# Any mapped class with `id`, `lease_owner` and `lease_expires_at` columns.
+Leased = Any
 
 
 class LeaseLost(Exception):
@@ -31,14 +35,16 @@ async def claim_due(
     limit: int,
     lease_seconds: float,
     now: datetime | None = None,
+    model: type[Leased] = Job,
 ) -> list[str]:
+    """Lease up to `limit` due rows of `model` (any table with id and lease columns)."""
     now = now or utcnow()
     async with unit_of_work(sessions) as session:
         stmt = (
-            select(Job.id)
+            select(model.id)
             .where(
                 due_column <= now,
-                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+                or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
             )
             .order_by(due_column)
             .limit(limit)
@@ -48,8 +54,8 @@ async def claim_due(
         ids = list((await session.execute(stmt)).scalars().all())
         if ids:
             await session.execute(
-                update(Job)
-                .where(Job.id.in_(ids))
+                update(model)
+                .where(model.id.in_(ids))
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
                 .execution_options(synchronize_session=False)
             )
@@ -74,12 +80,14 @@ async def owned_job(
             job.lease_expires_at = None
 
 
-async def release_leases(sessions: async_sessionmaker[AsyncSession], *, owner: str) -> int:
+async def release_leases(
+    sessions: async_sessionmaker[AsyncSession], *, owner: str, model: type[Leased] = Job
+) -> int:
     """Give back every lease of `owner` (graceful shutdown), so work is picked up at once."""
     async with unit_of_work(sessions) as session:
         result = await session.execute(
-            update(Job)
-            .where(Job.lease_owner == owner)
+            update(model)
+            .where(model.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )

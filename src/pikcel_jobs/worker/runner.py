@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -30,10 +31,15 @@ class Queue:
     """One kind of due work: the column that says when, and the handler that does it."""
 
     def __init__(
-        self, name: str, due_column: InstrumentedAttribute[datetime | None], handler: Handler
+        self,
+        name: str,
+        due_column: InstrumentedAttribute[datetime | None],
+        handler: Handler,
+        model: Any = Job,
     ):
         self.name = name
         self.due_column = due_column
+        self.model = model
         self.handler = handler
 
 
@@ -68,6 +74,7 @@ class Worker:
                     try:
                         ids = await claim_due(
                             self.ctx.sessions, owner=self.ctx.owner, due_column=queue.due_column,
+                            model=queue.model,
                             limit=min(free, settings.worker_batch_size),
                             lease_seconds=settings.lease_seconds,
                         )  # fmt: skip
@@ -107,12 +114,20 @@ class Worker:
             _, pending = await asyncio.wait(set(self.running), timeout=grace_seconds)
             for task in pending:
                 task.cancel()
-        released = await release_leases(self.ctx.sessions, owner=self.ctx.owner)
+        released = 0
+        for model in {queue.model for queue in self.queues}:
+            released += await release_leases(self.ctx.sessions, owner=self.ctx.owner, model=model)
         log.info("worker %s stopped (released %d leases)", self.ctx.owner, released)
 
 
 def default_queues() -> list[Queue]:
     from pikcel_jobs.jobs.tasks import run_job
     from pikcel_jobs.push.tasks import run_push
+    from pikcel_jobs.schedules.models import Schedule
+    from pikcel_jobs.schedules.tasks import run_schedule
 
-    return [Queue("jobs", Job.next_attempt_at, run_job), Queue("push", Job.push_next_at, run_push)]
+    return [
+        Queue("jobs", Job.next_attempt_at, run_job),
+        Queue("push", Job.push_next_at, run_push),
+        Queue("schedules", Schedule.next_run_at, run_schedule, model=Schedule),
+    ]

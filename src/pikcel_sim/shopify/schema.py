@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -165,7 +166,27 @@ def _term_matches(product: Product, name: str | None, value: str) -> bool:
         return product.status.lower() in {v.strip().lower() for v in value.split(",")}
     if name == "id":
         return str(product.id) == value
+    if name in ("created_at", "updated_at"):
+        return _date_matches(product.created_at, value)
     return False
+
+
+def _date_matches(stamp: float, value: str) -> bool:
+    """`created_at:>=2026-12-01` (also >, <, <=, or a bare date for that day), in UTC."""
+    match = re.fullmatch(r"(>=|<=|>|<)?(\d{4}-\d{2}-\d{2})(?:T[\d:.]+Z?)?", value.strip("'\""))
+    if not match:
+        return False
+    op, day = match.groups()
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
+    if op == ">=":
+        return stamp >= start
+    if op == ">":
+        return stamp >= start + 86400
+    if op == "<":
+        return stamp < start
+    if op == "<=":
+        return stamp < start + 86400
+    return start <= stamp < start + 86400
 
 
 def product_matches(product: Product, query: str | None) -> bool:
