@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pikcel_jobs.batches.models import JobBatch
 from pikcel_jobs.core.errors import NotFound
 from pikcel_jobs.db.base import new_id, utcnow
 from pikcel_jobs.events.models import JobEvent
@@ -30,6 +31,12 @@ async def create_job(
     """Record the job first; the worker dispatches it (a crash in between loses nothing
     and leaves no remote job we do not know about)."""
     now = now or utcnow()
+    if data.batch_id is not None:
+        # Only a batch of this shop (found in the identity map when the batch is being
+        # created in this transaction): another shop's batch is not found.
+        batch = await session.get(JobBatch, data.batch_id)
+        if batch is None or batch.shop != shop:
+            raise NotFound("batch not found")
     scheduled = data.scheduled_for is not None and data.scheduled_for > now
     job_id = new_id()
     job = Job(
