@@ -77,6 +77,50 @@ def worker() -> None:
 
 
 @app.command()
+def archive(
+    older_than: Annotated[
+        str, typer.Option(help="Age of the jobs to remove: 90d, 12h, 30m.")
+    ] = "90d",
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 1000,
+) -> None:
+    """Remove finished jobs older than the given age and their stored images, in small
+    batches (safe to interrupt); daily statistics keep their history."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from pikcel_jobs.archive.service import archive as run_archive
+    from pikcel_jobs.archive.service import count_archivable, parse_age
+    from pikcel_jobs.db.base import utcnow
+    from pikcel_jobs.runtime import Runtime
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        typer.secho(f"error: --older-than: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    settings = settings_or_exit()
+
+    async def main() -> None:
+        runtime = Runtime.create(settings)
+        try:
+            total = await count_archivable(runtime.sessions, utcnow() - age)
+            with Progress(TextColumn("archiving"), BarColumn(), MofNCompleteColumn()) as bar:
+                task = bar.add_task("archive", total=total)
+                result = await run_archive(
+                    runtime.sessions, runtime.store, older_than=age, batch_size=batch_size,
+                    progress=lambda done: bar.update(task, completed=done),
+                )  # fmt: skip
+            typer.echo(
+                f"archived {result.jobs} jobs; pruned {result.receipts} old webhook receipts"
+            )
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())
+
+
+@app.command()
 def demo(
     host: Host = "127.0.0.1",
     port: Port = 8000,

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pikcel_jobs.analytics.rollups import JobRollup
+from pikcel_jobs.analytics.rollups import JobRollup, history_status
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.states import JobStatus
 
@@ -21,12 +21,12 @@ async def daily_by_status(
     stmt = (
         select(
             JobRollup.day,
-            JobRollup.status,
+            history_status(),
             func.sum(JobRollup.jobs),
             func.sum(JobRollup.credits),
         )
         .where(JobRollup.shop == shop, JobRollup.day >= first_day, JobRollup.day <= last_day)
-        .group_by(JobRollup.day, JobRollup.status)
+        .group_by(JobRollup.day, history_status())
     )
     rows = (await session.execute(stmt)).all()
     return [(d, str(s), int(n or 0), int(c or 0)) for d, s, n, c in rows if n]
@@ -39,14 +39,14 @@ async def by_tool_and_status(
     stmt = (
         select(
             JobRollup.tool_id,
-            JobRollup.status,
+            history_status(),
             func.sum(JobRollup.jobs),
             func.sum(JobRollup.credits),
             func.sum(JobRollup.time_ms_sum),
             func.sum(JobRollup.time_ms_count),
         )
         .where(JobRollup.shop == shop, JobRollup.day >= first_day, JobRollup.day <= last_day)
-        .group_by(JobRollup.tool_id, JobRollup.status)
+        .group_by(JobRollup.tool_id, history_status())
     )
     rows = (await session.execute(stmt)).all()
     return [

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Date, Integer, String
+from sqlalchemy import BigInteger, Date, Integer, String, func, literal_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from pikcel_jobs.jobs.models import Job
+
+
+# Archiving moves a job's contribution to "archived:<status>": shop statistics and list
+# totals count live jobs only, while analytics (history) strips the prefix.
+ARCHIVED_PREFIX = "archived:"
 
 
 class JobRollup(Base):
@@ -107,4 +112,12 @@ async def _upsert_many(session: AsyncSession, rows: list[dict[str, object]]) -> 
                 "time_ms_count": table.time_ms_count + excluded.time_ms_count,
             },
         )
+    )
+
+
+def history_status() -> Any:
+    """The rollup status with archived jobs counted under their final status."""
+    # Literal SQL (not bound parameters), so SELECT and GROUP BY are the same expression.
+    return func.replace(
+        JobRollup.status, literal_column(f"'{ARCHIVED_PREFIX}'"), literal_column("''")
     )

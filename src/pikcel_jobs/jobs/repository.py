@@ -12,6 +12,7 @@ from pikcel_jobs.analytics.rollups import JobRollup
 from pikcel_jobs.events.models import JobEvent
 from pikcel_jobs.jobs.models import Job, JobAttempt
 from pikcel_jobs.jobs.schemas import Cursor, JobFilter
+from pikcel_jobs.jobs.states import JobStatus
 
 
 async def get(
@@ -146,7 +147,8 @@ async def aggregate_by_status(
 async def count(session: AsyncSession, *, shop: str, job_filter: JobFilter) -> int:
     if _rollup_servable(job_filter):
         totals = await aggregate_by_status(session, shop=shop, job_filter=job_filter)
-        return sum(n for n, *_ in totals.values())
+        live = {status.value for status in JobStatus}
+        return sum(n for status, (n, *_) in totals.items() if status in live)
     stmt = select(func.count()).select_from(filtered(shop, job_filter).subquery())
     return int((await session.execute(stmt)).scalar_one())
 

@@ -130,7 +130,14 @@ async def list_jobs(
 
 async def job_stats(session: AsyncSession, *, shop: str, job_filter: JobFilter) -> JobStats:
     """Totals per status, credits, average time and success rate in one query."""
-    by_status = await repository.aggregate_by_status(session, shop=shop, job_filter=job_filter)
+    live = {status.value for status in JobStatus}
+    by_status = {
+        status: row
+        for status, row in (
+            await repository.aggregate_by_status(session, shop=shop, job_filter=job_filter)
+        ).items()
+        if status in live  # archived jobs stay in analytics, not in the shop's statistics
+    }
     counts = {status.value: by_status.get(status.value, (0, 0, 0, 0))[0] for status in JobStatus}
     credits = sum(row[1] for row in by_status.values())
     ms_sum = sum(row[2] for row in by_status.values())
