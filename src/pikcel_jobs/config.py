@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(50, ge=1)
     lease_seconds: float = Field(60.0, gt=0)
     worker_idle_sleep_seconds: float = Field(0.5, gt=0)
+    # When set, workers archive finished jobs older than this many days, once a day.
+    archive_after_days: int | None = Field(None, ge=1)
+
+    # Notifications (notifications/): email over SMTP and signed merchant webhooks.
+    smtp_host: str = ""  # empty: emails are not sent (recorded as given up, replayable)
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = True  # require STARTTLS; SMTP_TLS for implicit TLS (port 465)
+    smtp_tls: bool = False
+    smtp_timeout_seconds: float = Field(20.0, gt=0)
+    mail_from: str = "PikcelAI <notifications@localhost>"
+    digest_hour_utc: int = Field(8, ge=0, le=23)
+    notification_max_attempts: int = Field(8, ge=1, le=50)
+    notification_backoff_seconds: float = Field(30.0, gt=0)  # doubles per failed attempt
+    notification_backoff_max_seconds: float = Field(3600.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
