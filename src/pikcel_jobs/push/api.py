@@ -4,7 +4,8 @@ service, shape the answer; the worker does the Shopify calls of a push."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +19,7 @@ from pikcel_jobs.shopify.errors import (
     ShopifyAuthError,
     ShopifyError,
     ShopifyGraphQLError,
+    ShopifyOAuthError,
     ShopifyTransientError,
 )
 from pikcel_jobs.shopify.products import Product, list_products
@@ -33,6 +35,7 @@ from pikcel_jobs.shops.service import ShopNotConnected
 from pikcel_jobs.web.deps import AppRuntime, BodyJobId, Db, read_fields
 
 router = APIRouter(tags=["push"])
+T = TypeVar("T")
 PRODUCTS_PAGE = 24
 
 
@@ -108,6 +111,29 @@ async def _products_page(
     return await list_products(gql, query or None, after=cursor or None, first=PRODUCTS_PAGE)
 
 
+async def _reconnected(
+    request: Request, runtime: Runtime, shop: str, call: Callable[[], Awaitable[T]]
+) -> T:
+    """`call()`; when Shopify refuses the stored token (or it cannot be refreshed) and
+    the request carries a session token, connect again with it and call once more."""
+    try:
+        return await call()
+    except (ShopNotConnected, ShopifyAuthError) as exc:
+        refused = isinstance(exc, ShopNotConnected | ShopifyOAuthError) or is_token_refused(exc)
+        if not refused:
+            raise
+        session_token = session_token_of(request)
+        if session_token is None:
+            if is_token_refused(exc):
+                await forget_token(runtime.sessions, shop)
+            raise ShopNotConnected(NOT_CONNECTED) from exc
+    await connect_with_session_token(
+        runtime.sessions, runtime.settings, runtime.shopify_http, shop=shop,
+        session_token=session_token,
+    )  # fmt: skip
+    return await call()
+
+
 @router.get("/api/products")
 async def products(
     request: Request,
@@ -119,22 +145,9 @@ async def products(
     """The shop's products with their images, sorted by title; `query` is Shopify's
     product search, `nextCursor` the next page."""
     try:
-        try:
-            page, next_cursor = await _products_page(runtime, shop, query, cursor)
-        except ShopifyAuthError as exc:
-            if not is_token_refused(exc):
-                raise
-            # Shopify no longer takes the stored token: reconnect with the request's
-            # session token when there is one, else ask for a fresh open from Shopify.
-            await forget_token(runtime.sessions, shop)
-            session_token = session_token_of(request)
-            if session_token is None:
-                raise ShopNotConnected(NOT_CONNECTED) from exc
-            await connect_with_session_token(
-                runtime.sessions, runtime.settings, runtime.shopify_http, shop=shop,
-                session_token=session_token,
-            )  # fmt: skip
-            page, next_cursor = await _products_page(runtime, shop, query, cursor)
+        page, next_cursor = await _reconnected(
+            request, runtime, shop, lambda: _products_page(runtime, shop, query, cursor)
+        )
     except ShopNotConnected:
         raise
     except ShopifyAuthError as exc:

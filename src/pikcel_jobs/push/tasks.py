@@ -35,6 +35,7 @@ from pikcel_jobs.push.service import push_problem
 from pikcel_jobs.shopify.errors import (
     ShopifyAuthError,
     ShopifyError,
+    ShopifyOAuthError,
     ShopifyTransientError,
     ShopifyUserError,
     StagedUploadError,
@@ -117,11 +118,12 @@ async def advance_push(ctx: WorkerContext, job_id: str, *, hook: StepHook | None
     except (ShopifyTransientError, httpx.TransportError) as exc:
         await _retry_later(ctx, job_id, exc)
     except ShopifyAuthError as exc:
-        if exc.status == 401:
-            await forget_token(ctx.sessions, job.shop)
-            await _fail(ctx, job_id, NOT_CONNECTED)
-        else:
+        if exc.status == 403 and not isinstance(exc, ShopifyOAuthError):
             await _fail(ctx, job_id, "the app lacks the Shopify permission to change products")
+        else:  # the token was refused, or could not be refreshed
+            if exc.status == 401:
+                await forget_token(ctx.sessions, job.shop)
+            await _fail(ctx, job_id, NOT_CONNECTED)
     except ShopifyError as exc:
         await _fail(ctx, job_id, shopify_message(exc))
 

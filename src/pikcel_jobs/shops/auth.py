@@ -48,8 +48,9 @@ def shop_from_session_token(settings: Settings, token: str) -> str:
 
     try:
         claims = verify_session_token(
-            token, settings.shopify_api_key, settings.shopify_api_secret.get_secret_value()
-        )
+            token, settings.shopify_api_key, settings.shopify_api_secret.get_secret_value(),
+            previous_secrets=[settings.shopify_api_secret_previous.get_secret_value()],
+        )  # fmt: skip
     except InvalidSessionToken as exc:
         raise InvalidSession(f"the session token was refused: {exc}") from exc
     return claims.shop

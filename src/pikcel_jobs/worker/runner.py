@@ -64,10 +64,14 @@ class Worker:
     async def run(self, grace_seconds: float = 20.0) -> None:
         settings = self.ctx.settings
         log.info("worker %s started", self.ctx.owner)
+        turn = 0
         try:
             while not self.stopping.is_set():
                 claimed = 0
-                for queue in self.queues:
+                # Queues take turns at claiming first, so a backlog in one (thousands of
+                # dispatches) cannot keep every slot from another (pushes).
+                turn = (turn + 1) % max(1, len(self.queues))
+                for queue in self.queues[turn:] + self.queues[:turn]:
                     free = settings.worker_concurrency - len(self.running)
                     if free <= 0:
                         break
