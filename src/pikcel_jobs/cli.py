@@ -77,6 +77,38 @@ def worker() -> None:
 
 
 @app.command()
+def doctor() -> None:
+    """Check the setup: database, PikcelAI key, webhook secret and URL, Shopify app,
+    each shop's token, workers, stuck jobs. Exit code 1 when something is wrong."""
+    import asyncio
+
+    from rich.console import Console
+
+    from pikcel_jobs.ops.doctor import run_checks
+    from pikcel_jobs.runtime import Runtime
+
+    settings = settings_or_exit()
+    console = Console()
+
+    async def main() -> bool:
+        runtime = Runtime.create(settings)
+        healthy = True
+        try:
+            async for check in run_checks(runtime):
+                mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+                console.print(f"{mark} [bold]{check.name}[/]: {check.detail}", highlight=False)
+                if not check.ok:
+                    healthy = False
+                    console.print(f"    → {check.hint}", highlight=False)
+        finally:
+            await runtime.close()
+        return healthy
+
+    if not asyncio.run(main()):
+        raise typer.Exit(1)
+
+
+@app.command()
 def archive(
     older_than: Annotated[
         str, typer.Option(help="Age of the jobs to remove: 90d, 12h, 30m.")
