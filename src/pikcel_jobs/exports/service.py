@@ -44,11 +44,11 @@ OpenSession = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 # Header names are the job's camelCase API fields (DESIGN §5), in repository order.
 COLUMNS = (
-    XlsxColumn("id", "text", 38),
+    XlsxColumn("id", "plain", 38),
     XlsxColumn("createdAt", "datetime", 20),
     XlsxColumn("completedAt", "datetime", 20),
-    XlsxColumn("status", "text", 11),
-    XlsxColumn("priority", "text", 9),
+    XlsxColumn("status", "plain", 11),
+    XlsxColumn("priority", "plain", 9),
     XlsxColumn("toolId", "text", 20),
     XlsxColumn("toolName", "text", 22),
     XlsxColumn("productId", "text", 30),
@@ -59,13 +59,15 @@ COLUMNS = (
     XlsxColumn("outputImageUrl", "text", 40),
     XlsxColumn("pikcelJobId", "text", 28),
     XlsxColumn("attempt", "int", 8),
-    XlsxColumn("batchId", "text", 38),
+    XlsxColumn("batchId", "plain", 38),
     XlsxColumn("metadata", "text", 40),
 )
 assert len(COLUMNS) == len(repository.EXPORT_COLUMNS)
 HEADERS = [c.header for c in COLUMNS]
 METADATA = HEADERS.index("metadata")
 TEXT = [i for i, c in enumerate(COLUMNS) if c.kind == "text" and i != METADATA]
+# "plain" columns hold ids we generate and enums of the state machine: nothing in them
+# to escape or guard.
 DATES = [i for i, c in enumerate(COLUMNS) if c.kind == "datetime"]
 
 
@@ -162,11 +164,26 @@ async def xlsx_stream(
     try:
         book = StreamingXlsx(path, COLUMNS)
         try:
-            async for rows in batches(
-                open_session, shop=shop, job_filter=job_filter, batch_size=batch_size
-            ):
-                await anyio.to_thread.run_sync(_write_xlsx_rows, book, rows)
+            # The next batch is read while the writer thread turns this one into XML.
+            send, receive = anyio.create_memory_object_stream[Sequence[Any]](1)
+
+            async def read_batches() -> None:
+                async with send:
+                    async for rows in batches(
+                        open_session, shop=shop, job_filter=job_filter, batch_size=batch_size
+                    ):
+                        await send.send(rows)
+
+            async with anyio.create_task_group() as group, receive:
+                group.start_soon(read_batches)
+                async for rows in receive:
+                    await anyio.to_thread.run_sync(_write_xlsx_rows, book, rows)
             await anyio.to_thread.run_sync(book.close)
+        except BaseExceptionGroup as failed:  # the reader (or the writer) failed
+            book.abort()
+            if len(failed.exceptions) == 1:
+                raise failed.exceptions[0] from None
+            raise
         except BaseException:  # failed or cancelled (client gone): no await from here
             book.abort()
             raise
