@@ -243,7 +243,7 @@ def server(database_url: str, workdir: Path) -> Iterator[tuple[str, subprocess.P
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the server exited; see {log.name}")
@@ -253,7 +253,7 @@ def server(database_url: str, workdir: Path) -> Iterator[tuple[str, subprocess.P
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start in 60 s")
+                raise RuntimeError("the server did not start in 180 s")
             time.sleep(0.2)
         yield url, proc
     finally:
