@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
 from pikcel_jobs.analytics.api import router as analytics_router
@@ -18,6 +20,8 @@ from pikcel_jobs.events.api import router as events_router
 from pikcel_jobs.events.hub import EventHub
 from pikcel_jobs.exports.api import router as exports_router
 from pikcel_jobs.jobs.api import router as jobs_router
+from pikcel_jobs.notifications.api import router as notifications_router
+from pikcel_jobs.ops.upstream import upstream_health
 from pikcel_jobs.push.api import router as push_router
 from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.schedules.api import router as schedules_router
@@ -82,11 +86,20 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(templates_router)
     app.include_router(batches_router)
     app.include_router(schedules_router)
+    app.include_router(notifications_router)
     app.include_router(events_router)
     app.include_router(pikcel_webhook_router)
     app.include_router(shopify_webhook_router)
     app.include_router(install_router)
     install_pages(app)
+
+    @app.middleware("http")
+    async def upstream_banner(request: Request, call_next: Any) -> Any:
+        # Pages show a banner while PikcelAI or Shopify is failing (cached, cheap).
+        if request.url.path.startswith("/app"):
+            with contextlib.suppress(Exception):
+                request.state.upstream = await upstream_health(app.state.sessions)
+        return await call_next(request)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -17,6 +17,8 @@ from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.db.migrate import head_revision
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.states import JobStatus
+from pikcel_jobs.ops.upstream import upstream_health
+from pikcel_jobs.shops.auth import ShopDomain
 
 router = APIRouter(tags=["health"])
 
@@ -88,3 +90,10 @@ async def read_database_gauges(request: Request) -> None:
         QUEUE_LAG.set(max(0.0, (now - oldest).total_seconds()))
     else:
         QUEUE_LAG.set(0)
+
+
+@router.get("/api/status", tags=["health"])
+async def upstream_status(request: Request, shop: ShopDomain) -> JSONResponse:
+    """Whether PikcelAI and Shopify are answering (jobs wait while they are not)."""
+    health = await upstream_health(request.app.state.sessions)
+    return JSONResponse({"success": True, "status": health.as_json()})

@@ -194,6 +194,7 @@ def render(
         "env": settings.env,
         "csrf_token": csrf.token_for(request, shop),
         "flashes": read_flashes(request),
+        "upstream": getattr(request.state, "upstream", None),
         "now": datetime.now().astimezone(),
     }
     ctx.update(context or {})
