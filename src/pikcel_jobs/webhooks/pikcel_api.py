@@ -10,12 +10,14 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from pikcel_jobs.config import Settings
 from pikcel_jobs.core.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.tracking import apply_remote, apply_to_old_attempt
+from pikcel_jobs.pikcel.schemas import WebhookEvent
 from pikcel_jobs.pikcel.webhooks import (
     WebhookPayloadError,
     WebhookVerificationError,
@@ -67,12 +69,30 @@ async def handle_pikcel_webhook(request: Request) -> JSONResponse:
     except WebhookPayloadError as exc:
         log.warning("pikcel webhook unreadable: %s", exc)
         return error_response(400, "INVALID_PAYLOAD", str(exc))
-    delivery = request.headers.get("webhook-id") or hashlib.sha256(body).hexdigest()
+    deliveries = delivery_ids(request.headers.get("webhook-id"), body)
+    try:
+        return await apply_delivery(request, settings, event, deliveries)
+    except IntegrityError:  # the same delivery, applied meanwhile by a concurrent request
+        return JSONResponse({"success": True, "duplicate": True})
 
+
+def delivery_ids(webhook_id: str | None, body: bytes) -> list[str]:
+    """The ids a delivery is known by: its `webhook-id` (as stored: at most 200
+    characters) and the hash of its body, so the same signed body replayed under the
+    legacy signature alone (which has no timestamp) is a duplicate too."""
+    ids = ["sha256:" + hashlib.sha256(body).hexdigest()]
+    if webhook_id:
+        ids.insert(0, webhook_id[:200])
+    return ids
+
+
+async def apply_delivery(
+    request: Request, settings: Settings, event: WebhookEvent, deliveries: list[str]
+) -> JSONResponse:
     async with unit_of_work(request.app.state.sessions) as session:
         seen = await session.execute(
             select(WebhookReceipt.id).where(
-                WebhookReceipt.source == "pikcel", WebhookReceipt.delivery_id == delivery
+                WebhookReceipt.source == "pikcel", WebhookReceipt.delivery_id.in_(deliveries)
             )
         )
         if seen.first() is not None:
@@ -92,5 +112,5 @@ async def handle_pikcel_webhook(request: Request) -> JSONResponse:
                 session, job, event.job, via="webhook",
                 poll_initial=settings.poll_initial_seconds, poll_max=settings.poll_max_seconds,
             )  # fmt: skip
-        session.add(WebhookReceipt(source="pikcel", delivery_id=delivery[:200]))
+        session.add_all(WebhookReceipt(source="pikcel", delivery_id=d) for d in deliveries)
     return JSONResponse({"success": True})
