@@ -22,13 +22,14 @@ COUNTED = {
 async def shift(session: AsyncSession, batch_id: str, moves: Iterable[tuple[str, str]]) -> None:
     """Apply (old status, new status) moves of jobs of one batch to its counters."""
     delta: Counter[str] = Counter()
-    started = False
+    started = finishing = False
     for old, new in moves:
         if old in COUNTED:
             delta[COUNTED[JobStatus(old)]] -= 1
         if new in COUNTED:
             delta[COUNTED[JobStatus(new)]] += 1
         started = started or new != JobStatus.SCHEDULED
+        finishing = finishing or new in COUNTED
     if not delta and not started:
         return
     t = JobBatch.__table__.c
@@ -53,3 +54,7 @@ async def shift(session: AsyncSession, batch_id: str, moves: Iterable[tuple[str,
         )
         .execution_options(synchronize_session=False)
     )
+    if finishing:  # the batch may just have finished: one message for all its jobs
+        from pikcel_jobs.notifications.hooks import on_batch_counts
+
+        await on_batch_counts(session, batch_id)

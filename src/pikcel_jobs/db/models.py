@@ -6,6 +6,7 @@ from pikcel_jobs.bulk.models import BulkOperation
 from pikcel_jobs.db.base import Base
 from pikcel_jobs.events.models import JobEvent
 from pikcel_jobs.jobs.models import Job, JobAttempt
+from pikcel_jobs.notifications.models import NotificationAttempt, NotificationDelivery
 from pikcel_jobs.schedules.models import Schedule
 from pikcel_jobs.shops.models import Shop
 from pikcel_jobs.templates.models import JobTemplate
@@ -20,6 +21,8 @@ __all__ = [
     "JobEvent",
     "JobRollup",
     "JobTemplate",
+    "NotificationAttempt",
+    "NotificationDelivery",
     "Schedule",
     "Shop",
     "WebhookReceipt",

@@ -136,6 +136,7 @@ async def change_status(
     record the event. Raises before touching anything when the table forbids it."""
     from pikcel_jobs.analytics import rollups
     from pikcel_jobs.events.models import record_event
+    from pikcel_jobs.notifications.hooks import on_job_status
 
     current = JobStatus(job.status)
     if not can_change_status(current, target, retry=retry):
@@ -152,6 +153,7 @@ async def change_status(
         await counters.shift(session, job.batch_id, [(current.value, target.value)])
     payload = {"from": current.value, "to": target.value, **(data or {})}
     record_event(session, job, "status", payload)
+    await on_job_status(session, job, current.value, target.value)
 
 
 def change_push_status(

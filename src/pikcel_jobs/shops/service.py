@@ -21,6 +21,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "notificationEmail": None,
     "notifyOnFailure": True,
     "notifyOnCompletion": False,
+    "dailyDigest": False,
+    "webhookUrl": None,  # merchant endpoint for signed notification webhooks
+    "webhookSecret": None,  # whsec_…, generated when a webhook URL is first saved
     "reviewBeforePublish": False,
     "autoPush": False,
     "defaultToolId": None,

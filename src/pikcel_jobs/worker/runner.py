@@ -21,6 +21,9 @@ from pikcel_jobs.worker.context import WorkerContext
 
 log = logging.getLogger("pikcel_jobs.worker")
 Handler = Callable[[WorkerContext, str], Awaitable[None]]
+# Writes due rows for time-based work (daily digests) before its queue is claimed;
+# called on every pass, so it limits its own pace.
+Planner = Callable[[WorkerContext], Awaitable[object]]
 
 
 def worker_id() -> str:
@@ -36,11 +39,13 @@ class Queue:
         due_column: InstrumentedAttribute[datetime | None],
         handler: Handler,
         model: Any = Job,
+        plan: Planner | None = None,
     ):
         self.name = name
         self.due_column = due_column
         self.model = model
         self.handler = handler
+        self.plan = plan
 
 
 class Worker:
@@ -76,6 +81,8 @@ class Worker:
                     if free <= 0:
                         break
                     try:
+                        if queue.plan is not None:
+                            await queue.plan(self.ctx)
                         ids = await claim_due(
                             self.ctx.sessions, owner=self.ctx.owner, due_column=queue.due_column,
                             model=queue.model,
@@ -126,6 +133,8 @@ class Worker:
 
 def default_queues() -> list[Queue]:
     from pikcel_jobs.jobs.tasks import run_job
+    from pikcel_jobs.notifications.models import NotificationDelivery
+    from pikcel_jobs.notifications.tasks import DigestPlanner, deliver
     from pikcel_jobs.push.tasks import run_push
     from pikcel_jobs.schedules.models import Schedule
     from pikcel_jobs.schedules.tasks import run_schedule
@@ -134,4 +143,11 @@ def default_queues() -> list[Queue]:
         Queue("jobs", Job.next_attempt_at, run_job),
         Queue("push", Job.push_next_at, run_push),
         Queue("schedules", Schedule.next_run_at, run_schedule, model=Schedule),
+        Queue(
+            "notifications",
+            NotificationDelivery.next_attempt_at,
+            deliver,
+            model=NotificationDelivery,
+            plan=DigestPlanner(),
+        ),
     ]

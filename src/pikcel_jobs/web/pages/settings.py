@@ -8,6 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.notifications import repository as notifications
+from pikcel_jobs.notifications.schemas import NotificationSettingsUpdate
+from pikcel_jobs.notifications.service import clean_settings
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.shops.models import Shop
 from pikcel_jobs.shops.service import ensure_shop, shop_settings
@@ -18,16 +22,21 @@ from pikcel_jobs.web.pages.common import PageRoute, redirect, render, tools_or_n
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PRIORITIES = ("low", "normal", "high", "urgent")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+RECENT_DELIVERIES = 20
 
 
 async def render_settings(
     request: Request, runtime: AppRuntime, *, shop: str, values: dict[str, Any],
     errors: dict[str, str] | None = None, status_code: int = 200,
 ) -> HTMLResponse:  # fmt: skip
+    async with unit_of_work(runtime.sessions, read_only=True) as session:  # delivery log
+        deliveries, _ = await notifications.page(
+            session, shop=shop, cursor=None, limit=RECENT_DELIVERIES
+        )
     return render(
         request, "settings.html",
         {"values": values, "errors": errors or {}, "tools": await tools_or_none(runtime),
-         "priorities": PRIORITIES},
+         "priorities": PRIORITIES, "deliveries": deliveries},
         shop=shop, active="settings", status_code=status_code,
     )  # fmt: skip
 
@@ -69,7 +78,19 @@ async def save_settings(
         errors["defaultPriority"] = "Choose a priority from the list."
     if len(values["defaultToolId"] or "") > 100:
         errors["defaultToolId"] = "Choose a tool from the list."
+    async with db(read_only=True) as session:
+        current = shop_settings(await session.get(Shop, shop))
+    notify = NotificationSettingsUpdate.model_construct(
+        daily_digest=form.get("dailyDigest") == "on", webhook_url=text("webhookUrl"),
+        rotate_webhook_secret=form.get("rotateWebhookSecret") == "on",
+    )  # fmt: skip
+    notify_values, notify_errors = await clean_settings(
+        notify, current=current, policy=runtime.fetch_policy
+    )
+    values.update(notify_values)
+    errors.update(notify_errors)
     if errors:
+        values["webhookSecret"] = current.get("webhookSecret")
         return await render_settings(
             request, runtime, shop=shop, values=values, errors=errors, status_code=400
         )
