@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pikcel_jobs.batches import service
 from pikcel_jobs.batches.models import JobBatch
 from pikcel_jobs.batches.schemas import BatchCreate, BatchOut
-from pikcel_jobs.jobs.api import job_json, ok
+from pikcel_jobs.jobs.api import job_json, ok, refuse_unsafe_urls
 from pikcel_jobs.jobs.params import paging_from_query
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import AppRuntime, Db
@@ -27,6 +27,7 @@ async def create_batch(
     body: BatchCreate, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:
     """Many images, one tool: one job per image, all in one batch."""
+    await refuse_unsafe_urls([str(i.input_image_url) for i in body.images], runtime, "images")
     async with db() as session:
         batch, jobs = await service.create_batch(session, shop=shop, data=body)
     runtime.nudge()

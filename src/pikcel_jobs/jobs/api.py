@@ -22,7 +22,9 @@ from pikcel_jobs.jobs.schemas import (
 )
 from pikcel_jobs.jobs.states import TERMINAL, JobStatus
 from pikcel_jobs.jobs.tracking import apply_remote
+from pikcel_jobs.net.fetch import UnsafeURL, check_input_urls
 from pikcel_jobs.pikcel.errors import PikcelError
+from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import AppRuntime, BodyJobId, Db, read_fields
 
@@ -37,6 +39,15 @@ def ok(status_code: int = 200, **payload: Any) -> JSONResponse:
     return JSONResponse({"success": True, **payload}, status_code=status_code)
 
 
+async def refuse_unsafe_urls(urls: list[str], runtime: Runtime, field: str) -> None:
+    """400 for an image address PikcelAI must not be sent to fetch (private, loopback,
+    link-local or metadata addresses; plain http in production)."""
+    try:
+        await check_input_urls(urls, runtime.fetch_policy)
+    except UnsafeURL as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
+
+
 @router.post("", status_code=201)
 async def create_job(
     body: JobCreate, shop: ShopDomain, db: Db, runtime: AppRuntime
@@ -44,6 +55,7 @@ async def create_job(
     """Record a job; the worker dispatches it to PikcelAI."""
     if body.input_image_url is None:
         raise InvalidInput("give inputImageUrl; picking a product image needs the Shopify link")
+    await refuse_unsafe_urls([str(body.input_image_url)], runtime, "inputImageUrl")
     async with db() as session:
         job = await service.create_job(
             session, shop=shop, data=body, input_image_url=str(body.input_image_url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -30,12 +31,25 @@ class FetchPolicy:
     content_types: tuple[str, ...] = IMAGE_TYPES
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    """Anything but a public unicast address: private, loopback, link-local (cloud
+    metadata at 169.254.169.254), shared/CGNAT (100.64/10, Alibaba's metadata at
+    100.100.100.200), documentation, reserved, multicast; IPv4 inside IPv6 (mapped,
+    6to4, NAT64) is judged by its IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            address = address.ipv4_mapped
+        elif address.sixtofour:
+            address = address.sixtofour
+        elif address in NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return (
-        address.is_private or address.is_loopback or address.is_link_local
-        or address.is_multicast or address.is_reserved or address.is_unspecified
+        not address.is_global or address.is_private or address.is_loopback
+        or address.is_link_local or address.is_multicast or address.is_reserved
+        or address.is_unspecified
     )  # fmt: skip
 
 
@@ -60,10 +74,34 @@ async def check_url(url: str, policy: FetchPolicy) -> None:
             raise UnsafeURL(f"the host {parts.hostname} resolves to a private address")
 
 
+async def check_input_urls(urls: Iterable[str], policy: FetchPolicy) -> None:
+    """The image URLs a new job or batch hands to PikcelAI, which fetches them for us:
+    the same rules as our own fetches, checked once per distinct host."""
+    seen: set[tuple[str, str | None, int | None]] = set()
+    for url in urls:
+        parts = urlsplit(url)
+        try:
+            key = (parts.scheme, parts.hostname, parts.port)
+        except ValueError as exc:  # a port out of range
+            raise UnsafeURL(f"the address is not valid: {exc}") from None
+        if key not in seen:
+            seen.add(key)
+            await check_url(url, policy)
+
+
 async def fetch_bytes(
     client: httpx.AsyncClient, url: str, policy: FetchPolicy
 ) -> tuple[bytes, str]:
-    """GET `url` under `policy`; returns (body, content type)."""
+    """GET `url` under `policy`; returns (body, content type). `policy.timeout` bounds
+    the whole fetch (redirects and a slowly trickling body included), not each read."""
+    try:
+        async with asyncio.timeout(policy.timeout):
+            return await _fetch(client, url, policy)
+    except TimeoutError:
+        raise UnsafeURL(f"the image server took longer than {policy.timeout:g} s") from None
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> tuple[bytes, str]:
     for _ in range(policy.max_redirects + 1):
         await check_url(url, policy)
         async with client.stream("GET", url, timeout=policy.timeout, follow_redirects=False) as rsp:

@@ -21,6 +21,7 @@ from pikcel_jobs.batches import service as batches
 from pikcel_jobs.batches.schemas import MAX_BATCH_IMAGES, BatchCreate, BatchImage
 from pikcel_jobs.jobs import service
 from pikcel_jobs.jobs.schemas import JobCreate
+from pikcel_jobs.net.fetch import UnsafeURL, check_input_urls
 from pikcel_jobs.pikcel.schemas import Tool
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.shops.models import Shop
@@ -262,6 +263,11 @@ async def create_job(request: Request, shop: ShopDomain, db: Db, runtime: AppRun
             form.errors["imageUrls"] = "An image is not usable: " + describe_validation(
                 list(exc.errors())
             ).replace("input_image_url", "URL").replace("inputImageUrl", "URL")
+    if images and not form.errors:
+        try:
+            await check_input_urls([str(i.input_image_url) for i in images], runtime.fetch_policy)
+        except UnsafeURL as exc:
+            form.errors["imageUrls"] = f"An image address can't be used: {exc}."
     if form.errors or "preview" in data:
         return await render_form(
             request, shop=shop, form=form, tools=tools, templates=defaults["templates"],
