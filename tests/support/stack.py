@@ -15,10 +15,14 @@ from typing import Any
 
 import httpx
 from PIL import Image, ImageDraw
+from sqlalchemy import update
 
 from pikcel_jobs.app import create_app
 from pikcel_jobs.config import Settings
+from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.runtime import Runtime
+from pikcel_jobs.schedules.models import Schedule
 from pikcel_jobs.shops.auth import SESSION_COOKIE, sign_session
 from pikcel_jobs.worker.process import start_worker
 from pikcel_jobs.worker.runner import Worker
@@ -136,6 +140,22 @@ def finished(job: dict[str, Any]) -> bool:
     return job["status"] in ("failed", "cancelled")
 
 
+async def quiesce(runtime: Runtime) -> None:
+    """The session's database is shared: earlier tests leave due work behind (jobs no
+    worker ever ran, pointing at simulators that are gone). A new stack's workers must
+    not spend their time on it, so nothing older is due any more."""
+    async with unit_of_work(runtime.sessions) as session:
+        await session.execute(
+            update(Job).where(Job.next_attempt_at.is_not(None)).values(next_attempt_at=None)
+        )
+        await session.execute(
+            update(Job).where(Job.push_next_at.is_not(None)).values(push_next_at=None)
+        )
+        await session.execute(
+            update(Schedule).where(Schedule.next_run_at.is_not(None)).values(next_run_at=None)
+        )
+
+
 @asynccontextmanager
 async def running_stack(
     base: Settings,
@@ -173,6 +193,7 @@ async def running_stack(
     )  # fmt: skip
     app_server = ThreadedServer(create_app(settings), port=port).start()
     runtime = Runtime.create(settings)
+    await quiesce(runtime)
     pool = [start_worker(runtime) for _ in range(workers)]
     tasks = [asyncio.create_task(w.run(grace_seconds=5)) for w in pool]
     stack = Stack(settings, app_server.url, sim_server.url, runtime, pool)

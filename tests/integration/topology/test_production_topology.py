@@ -26,7 +26,7 @@ from pikcel_sim.pikcel.app import create_app as create_pikcel_sim
 from pikcel_sim.pikcel.config import SimConfig
 from pikcel_sim.serve import ThreadedServer, free_port
 from tests.support.processes import Proc, process_env, wait_http
-from tests.support.stack import product_photo
+from tests.support.stack import product_photo, quiesce
 
 JOBS = int(os.environ.get("PIKCEL_TOPOLOGY_JOBS", "1000"))
 SHOPS = ["north.myshopify.com", "south.myshopify.com", "east.myshopify.com"]
@@ -66,6 +66,7 @@ async def test_two_web_two_workers_every_client_sees_its_shop(
         Proc(["serve", "--port", str(p)], env, tmp_path / f"web-{p}.log").start() for p in ports
     ]
     runtime = Runtime.create(settings)
+    await quiesce(runtime)
     listeners: list[asyncio.Task[None]] = []
     try:
         for port in ports:

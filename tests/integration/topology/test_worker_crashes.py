@@ -24,7 +24,7 @@ from pikcel_sim.pikcel.app import create_app as create_pikcel_sim
 from pikcel_sim.pikcel.config import FaultConfig, SimConfig
 from pikcel_sim.serve import ThreadedServer, free_port
 from tests.support.processes import Proc, process_env
-from tests.support.stack import product_photo
+from tests.support.stack import product_photo, quiesce
 
 JOBS = int(os.environ.get("PIKCEL_CRASH_JOBS", "2000"))
 
@@ -50,6 +50,7 @@ async def test_sigkilled_workers_lose_nothing(
     })  # fmt: skip
     web = ThreadedServer(create_app(settings), port=port).start()
     runtime = Runtime.create(settings)
+    await quiesce(runtime)
     shop = "crash-test.myshopify.com"
     workers: list[Proc] = []
     try:
