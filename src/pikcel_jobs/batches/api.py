@@ -14,6 +14,7 @@ from pikcel_jobs.jobs.api import job_json, ok, refuse_unsafe_urls
 from pikcel_jobs.jobs.params import paging_from_query
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import AppRuntime, Db
+from pikcel_jobs.web.ratelimit import rate_limit
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 
@@ -22,7 +23,7 @@ def batch_json(batch: JobBatch) -> dict[str, Any]:
     return BatchOut.model_validate(batch).model_dump(by_alias=True, mode="json")
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[rate_limit("create")])
 async def create_batch(
     body: BatchCreate, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:

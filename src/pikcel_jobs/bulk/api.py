@@ -13,6 +13,7 @@ from pikcel_jobs.bulk.schemas import BulkOperationOut, BulkRequest
 from pikcel_jobs.jobs.api import ok
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import AppRuntime, Db
+from pikcel_jobs.web.ratelimit import rate_limit
 
 router = APIRouter(prefix="/api/jobs/bulk", tags=["jobs"])
 
@@ -21,7 +22,7 @@ def operation_json(op: BulkOperation) -> dict[str, Any]:
     return BulkOperationOut.model_validate(op).model_dump(by_alias=True, mode="json")
 
 
-@router.post("")
+@router.post("", dependencies=[rate_limit("bulk")])
 async def start_bulk(
     body: BulkRequest, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:

@@ -14,6 +14,7 @@ from pikcel_jobs.exports import service
 from pikcel_jobs.jobs.params import filter_from_query
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import Db
+from pikcel_jobs.web.ratelimit import rate_limit
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -34,7 +35,10 @@ def _download(body: AsyncIterator[bytes], media_type: str, extension: str) -> St
     )
 
 
-@router.get("/export.csv", response_class=StreamingResponse, responses=EXPORT_DOC)
+@router.get(
+    "/export.csv", response_class=StreamingResponse, responses=EXPORT_DOC,
+    dependencies=[rate_limit("export")],
+)  # fmt: skip
 async def export_csv(request: Request, shop: ShopDomain, db: Db) -> StreamingResponse:
     """The jobs matching the list's filters (`status`, `toolId`, `productId`, `batchId`,
     `from`, `to`, `q`, `meta.<key>`), newest first, as CSV (UTF-8 with BOM)."""
@@ -43,7 +47,10 @@ async def export_csv(request: Request, shop: ShopDomain, db: Db) -> StreamingRes
     return _download(body, "text/csv; charset=utf-8", "csv")
 
 
-@router.get("/export.xlsx", response_class=StreamingResponse, responses=EXPORT_DOC)
+@router.get(
+    "/export.xlsx", response_class=StreamingResponse, responses=EXPORT_DOC,
+    dependencies=[rate_limit("export")],
+)  # fmt: skip
 async def export_xlsx(request: Request, shop: ShopDomain, db: Db) -> StreamingResponse:
     """The same jobs as an Excel workbook."""
     job_filter = filter_from_query(request.query_params)

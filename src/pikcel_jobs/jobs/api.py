@@ -27,6 +27,7 @@ from pikcel_jobs.pikcel.errors import PikcelError
 from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.web.deps import AppRuntime, BodyJobId, Db, read_fields
+from pikcel_jobs.web.ratelimit import rate_limit
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -48,7 +49,7 @@ async def refuse_unsafe_urls(urls: list[str], runtime: Runtime, field: str) -> N
         raise InvalidInput(f"{field}: {exc}") from None
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[rate_limit("create")])
 async def create_job(
     body: JobCreate, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:

@@ -419,7 +419,7 @@ async def test_pages_send_security_headers(client_for: Client, shop: str) -> Non
     client = client_for(shop)
     answer = await client.get("/app")
     csp = answer.headers["content-security-policy"]
-    assert "frame-ancestors https://admin.shopify.com https://*.myshopify.com" in csp
+    assert csp.endswith("frame-ancestors https://admin.shopify.com")  # no *.myshopify.com
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert (

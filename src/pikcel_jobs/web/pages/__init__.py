@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pikcel_jobs.shopify.errors import InvalidShopDomain
+from pikcel_jobs.shopify.hosts import validate_shop_domain
 from pikcel_jobs.web.pages.common import STATIC_DIR, PageRoute, error_page
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -28,9 +31,21 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",
-        "frame-ancestors https://admin.shopify.com https://*.myshopify.com",
+        "frame-ancestors https://admin.shopify.com",
     ]
 )
+
+
+def content_security_policy(query_string: bytes) -> str:
+    """Framing by Shopify admin only; the shop's own admin domain is added when the
+    embedded load names it (`?shop=name.myshopify.com`, as Shopify sends). Never a
+    wildcard: any shop's storefront could frame the app with `*.myshopify.com`."""
+    shop = parse_qs(query_string.decode("latin-1")).get("shop", [""])[0]
+    try:
+        domain = validate_shop_domain(shop)
+    except InvalidShopDomain:
+        return CONTENT_SECURITY_POLICY
+    return f"{CONTENT_SECURITY_POLICY} https://{domain}"
 PAGE_PREFIXES = ("/app", "/static")
 
 
@@ -50,8 +65,9 @@ class PageSecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
+                csp = content_security_policy(scope.get("query_string", b""))
                 extra = [
-                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                    (b"content-security-policy", csp.encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"strict-origin-when-cross-origin"),
                 ]

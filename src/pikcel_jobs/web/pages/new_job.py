@@ -30,6 +30,7 @@ from pikcel_jobs.web import csrf
 from pikcel_jobs.web.deps import AppRuntime, Db
 from pikcel_jobs.web.errors import describe_validation
 from pikcel_jobs.web.pages.common import PageRoute, call_api, redirect, render, tools_or_none
+from pikcel_jobs.web.ratelimit import rate_limit
 
 routes = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -221,7 +222,7 @@ def parse_schedule(form: NewJobForm) -> datetime | None:
     return local
 
 
-@routes.post("/app/jobs/new", response_class=HTMLResponse)
+@routes.post("/app/jobs/new", response_class=HTMLResponse, dependencies=[rate_limit("create")])
 async def create_job(request: Request, shop: ShopDomain, db: Db, runtime: AppRuntime) -> Response:
     await csrf.check_csrf(request, shop)
     data = await request.form()
