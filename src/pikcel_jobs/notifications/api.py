@@ -102,7 +102,9 @@ async def send_test(
     except ValidationError as exc:
         raise InvalidInput(describe_validation(list(exc.errors()))) from None
     async with db() as session:
-        created = await service.create_tests(session, shop=shop, channel=body.channel)
+        created = await service.create_tests(
+            session, shop=shop, channel=body.channel, hold_seconds=runtime.settings.lease_seconds
+        )
     ids = [d.id for d in created]
     await deliver_now(runtime.worker_context(f"web:{shop}"[:100]), ids)
     async with db(read_only=True) as session:

@@ -36,14 +36,15 @@ async def enqueue(
     payload: dict[str, Any],
     replay_of: str | None = None,
     now: datetime | None = None,
+    due_at: datetime | None = None,
 ) -> str | None:
-    """Add a pending delivery, due now; None (and nothing added) when a delivery with the
-    same dedupe key exists, whoever wrote it and whether or not it has committed yet."""
+    """Add a pending delivery, due now (or at `due_at`); None (and nothing added) when a
+    delivery with the same dedupe key exists, whoever wrote it, committed or not yet."""
     now = now or utcnow()
     values = {
         "id": new_id(), "shop": shop, "channel": channel, "kind": kind,
         "dedupe_key": dedupe_key, "target": target, "payload": payload,
-        "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
+        "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": due_at or now,
         "replay_of": replay_of, "created_at": now, "updated_at": now,
     }  # fmt: skip
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -14,8 +14,8 @@ from sqlalchemy import String, and_, func, literal, select
 
 from pikcel_jobs.analytics.rollups import JobRollup
 from pikcel_jobs.batches.models import JobBatch
-from pikcel_jobs.core.errors import InvalidInput
-from pikcel_jobs.db.base import new_id
+from pikcel_jobs.core.errors import AppError, InvalidInput
+from pikcel_jobs.db.base import new_id, utcnow
 from pikcel_jobs.net.fetch import FetchPolicy, UnsafeURL, check_url
 from pikcel_jobs.notifications import repository
 from pikcel_jobs.notifications.models import Channel, Kind, NotificationDelivery
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from pikcel_jobs.jobs.models import Job
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Sends a merchant asks for (tests, replays): at most this many per shop in the window,
+# so the buttons cannot be used to flood an inbox or an endpoint.
+ON_DEMAND_LIMIT = 20
+ON_DEMAND_WINDOW = timedelta(minutes=10)
 SETTING_KEYS = (
     "notificationEmail", "notifyOnFailure", "notifyOnCompletion", "dailyDigest",
     "webhookUrl", "webhookSecret",
@@ -126,11 +130,12 @@ def batch_payload(batch: Any) -> dict[str, Any]:
 
 async def _add(
     session: AsyncSession, *, shop: str, channel: Channel, kind: Kind, key: str, target: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any], due_at: datetime | None = None,
 ) -> str | None:  # fmt: skip
     return await repository.enqueue(
         session, shop=shop, channel=channel.value, kind=kind.value,
         dedupe_key=f"{channel.value}:{kind.value}:{key}", target=target, payload=payload,
+        due_at=due_at,
     )  # fmt: skip
 
 
@@ -245,6 +250,30 @@ async def digest_totals(
 # ---- Replay and test ----
 
 
+class TooManySends(AppError):
+    status_code = 429
+    code = "RATE_LIMITED"
+
+
+async def check_on_demand_budget(session: AsyncSession, *, shop: str, adding: int) -> None:
+    D = NotificationDelivery
+    recent = await session.scalar(
+        select(func.count())
+        .select_from(D)
+        .where(
+            D.shop == shop,
+            D.created_at >= utcnow() - ON_DEMAND_WINDOW,
+            (D.kind == Kind.TEST.value) | D.replay_of.is_not(None),
+        )
+    )
+    if int(recent or 0) + adding > ON_DEMAND_LIMIT:
+        minutes = int(ON_DEMAND_WINDOW.total_seconds() // 60)
+        raise TooManySends(
+            f"too many test and replayed notifications (at most {ON_DEMAND_LIMIT} in "
+            f"{minutes} minutes); try again in a few minutes"
+        )
+
+
 def current_target(settings: dict[str, Any], channel: str) -> str | None:
     key = "notificationEmail" if channel == Channel.EMAIL else "webhookUrl"
     value = settings.get(key)
@@ -255,6 +284,7 @@ async def replay(session: AsyncSession, *, shop: str, delivery_id: str) -> Notif
     """Queue a copy of a delivery, to the shop's current target for its channel."""
     original = await repository.get_for_shop(session, shop=shop, delivery_id=delivery_id)
     target = current_target(shop_settings(await session.get(Shop, shop)), original.channel)
+    await check_on_demand_budget(session, shop=shop, adding=1)
     if target is None:
         what = "notification email" if original.channel == Channel.EMAIL else "webhook URL"
         raise InvalidInput(f"set a {what} in the settings before replaying this delivery")
@@ -268,29 +298,29 @@ async def replay(session: AsyncSession, *, shop: str, delivery_id: str) -> Notif
 
 
 async def create_tests(
-    session: AsyncSession, *, shop: str, channel: str | None
+    session: AsyncSession, *, shop: str, channel: str | None, hold_seconds: float = 0
 ) -> list[NotificationDelivery]:
-    """Test deliveries to the configured targets (both, or the one asked for)."""
+    """Test deliveries to the configured targets (both, or the one asked for). With
+    `hold_seconds`, workers leave them alone that long: the caller sends them itself
+    (`tasks.deliver_now`), and if it dies they are still sent."""
     settings = shop_settings(await session.get(Shop, shop))
     channels = [Channel(channel)] if channel else [Channel.EMAIL, Channel.WEBHOOK]
-    payload = {"shop": shop, "message": "This is a test notification from PikcelAI.",
-               "path": "/app/settings"}  # fmt: skip
-    created = []
-    for ch in channels:
-        target = current_target(settings, ch)
-        if target is None:
-            continue
-        delivery_id = await _add(
-            session, shop=shop, channel=ch, kind=Kind.TEST,
-            key=f"{shop}:{new_id()}",
-            target=target, payload=payload,
-        )  # fmt: skip
-        assert delivery_id is not None
-        created.append(await repository.get_for_shop(session, shop=shop, delivery_id=delivery_id))
-    if not created:
+    targets = [(ch, t) for ch in channels if (t := current_target(settings, ch))]
+    if not targets:
         if channel == Channel.WEBHOOK:
             raise InvalidInput("set a webhook URL in the settings first")
         if channel == Channel.EMAIL:
             raise InvalidInput("set a notification email in the settings first")
         raise InvalidInput("set a notification email or a webhook URL in the settings first")
+    await check_on_demand_budget(session, shop=shop, adding=len(targets))
+    payload = {"shop": shop, "message": "This is a test notification from PikcelAI.",
+               "path": "/app/settings"}  # fmt: skip
+    created = []
+    for ch, target in targets:
+        delivery_id = await _add(
+            session, shop=shop, channel=ch, kind=Kind.TEST, key=f"{shop}:{new_id()}",
+            target=target, payload=payload, due_at=utcnow() + timedelta(seconds=hold_seconds),
+        )  # fmt: skip
+        assert delivery_id is not None
+        created.append(await repository.get_for_shop(session, shop=shop, delivery_id=delivery_id))
     return created

@@ -305,8 +305,9 @@ async def test_email_without_smtp_is_given_up_with_the_reason(app_settings: Sett
 
 
 async def test_api_validation_paging_and_shop_scoping(
-    stack: Stack, shop: str, other_shop: str, receiver: Receiver, smtp: tuple[Inbox, int]
-) -> None:
+    stack: Stack, shop: str, other_shop: str, receiver: Receiver, smtp: tuple[Inbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     client, other = stack.client(shop), stack.client(other_shop)
     for body, words in [
         ({"notificationEmail": "nope"}, "Enter an email address"),
@@ -358,6 +359,15 @@ async def test_api_validation_paging_and_shop_scoping(
     assert (await other.get(f"/api/notifications/deliveries/{some_id}")).status_code == 404
     assert (await client.get(f"/api/notifications/deliveries/{some_id}")).status_code == 200
     assert (await other.post(f"/api/notifications/deliveries/{some_id}/replay")).status_code == 404
+    # On-demand sends (tests, replays) are limited per shop.
+    monkeypatch.setattr(service, "ON_DEMAND_LIMIT", 4)
+    assert (await client.post(f"/api/notifications/deliveries/{some_id}/replay")).status_code == 201
+    for call in (
+        client.post("/api/notifications/test", json={"channel": "webhook"}),
+        client.post(f"/api/notifications/deliveries/{some_id}/replay"),
+    ):
+        refused = await call
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "RATE_LIMITED"
     for params in [{"limit": "0"}, {"limit": "x"}, {"status": "lost"}, {"cursor": "@@"},
                    {"channel": "fax"}, {"sort": "asc"}]:  # fmt: skip
         answer = await client.get("/api/notifications/deliveries", params=params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from pikcel_jobs.core.errors import InvalidInput
+from pikcel_jobs.core.errors import AppError, NotFound
 from pikcel_jobs.notifications import repository, service
 from pikcel_jobs.notifications.models import DeliveryStatus
 from pikcel_jobs.notifications.tasks import deliver_now
@@ -22,9 +22,15 @@ async def send_test(request: Request, shop: ShopDomain, db: Db, runtime: AppRunt
     await csrf.check_csrf(request, shop)
     try:
         async with db() as session:
-            created = await service.create_tests(session, shop=shop, channel=None)
-    except InvalidInput as exc:
-        return redirect(request, BACK, flash=exc.message.capitalize() + ".", level="warning")
+            created = await service.create_tests(
+                session, shop=shop, channel=None, hold_seconds=runtime.settings.lease_seconds
+            )
+    except AppError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return redirect(
+            request, BACK, flash=exc.message[:1].upper() + exc.message[1:] + ".", level="warning"
+        )
     ids = [d.id for d in created]
     await deliver_now(runtime.worker_context(f"web:{shop}"[:100]), ids)
     async with db(read_only=True) as session:
@@ -45,7 +51,11 @@ async def replay(
     try:
         async with db() as session:
             copy = await service.replay(session, shop=shop, delivery_id=delivery_id)
-    except InvalidInput as exc:
-        return redirect(request, BACK, flash=exc.message.capitalize() + ".", level="warning")
+    except AppError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return redirect(
+            request, BACK, flash=exc.message[:1].upper() + exc.message[1:] + ".", level="warning"
+        )
     runtime.nudge()
     return redirect(request, BACK, flash=f"Queued again for {copy.target}.")
