@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -61,6 +62,8 @@ async def list_deliveries(request: Request, shop: ShopDomain, db: Db) -> JSONRes
     if token is not None and len(token) > 500:
         raise InvalidInput("the cursor is not valid; start again from the first page")
     cursor = Cursor.decode(token) if token else None
+    if cursor is not None and cursor.created_at.tzinfo is None:
+        cursor.created_at = cursor.created_at.replace(tzinfo=UTC)
     status = _choice(params, "status", {s.value for s in DeliveryStatus})
     channel = _choice(params, "channel", {c.value for c in Channel})
     async with db(read_only=True) as session:

@@ -60,6 +60,8 @@ async def check_webhook_url(url: str, policy: FetchPolicy) -> str | None:
         await check_url(url, policy)
     except UnsafeURL as exc:
         return f"This address can't receive webhooks: {exc}."
+    except ValueError:  # not a URL at all (bad port, broken IPv6 literal, bad host name)
+        return "This is not a valid web address."
     return None
 
 
@@ -72,7 +74,7 @@ async def clean_settings(
     errors: dict[str, str] = {}
     if "notification_email" in given:
         email = (update.notification_email or "").strip()
-        if email and (len(email) > 254 or not EMAIL.match(email)):
+        if email and (len(email) > 254 or not EMAIL.fullmatch(email)):
             errors["notificationEmail"] = "Enter an email address such as you@example.com."
         values["notificationEmail"] = email or None
     for field, key in (

@@ -101,6 +101,8 @@ async def send_webhook(
         await check_url(delivery.target, policy)
     except UnsafeURL as exc:  # a lookup failure may pass; a private address will not
         return Outcome(False, error=str(exc), permanent=not isinstance(exc.__cause__, OSError))
+    except ValueError:
+        return Outcome(False, error="the webhook URL is not a valid web address", permanent=True)
     body = webhook_body(delivery, settings)
     timestamp = int(time.time())
     try:
