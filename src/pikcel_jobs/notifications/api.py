@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from pikcel_jobs.core.errors import InvalidInput
 from pikcel_jobs.jobs.api import ok
@@ -23,8 +22,7 @@ from pikcel_jobs.notifications.schemas import (
 from pikcel_jobs.notifications.tasks import deliver_now
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.shops.models import Shop
-from pikcel_jobs.web.deps import AppRuntime, Db, read_fields
-from pikcel_jobs.web.errors import describe_validation
+from pikcel_jobs.web.deps import AppRuntime, Db
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 LIST_KEYS = {"cursor", "limit", "status", "channel"}
@@ -96,14 +94,11 @@ async def replay_delivery(
 
 @router.post("/test")
 async def send_test(
-    request: Request, shop: ShopDomain, db: Db, runtime: AppRuntime
+    shop: ShopDomain, db: Db, runtime: AppRuntime, body: SendTestRequest | None = None
 ) -> JSONResponse:
     """Send a test message now to the configured email and/or webhook; answers with
     each delivery after its first attempt (failures are retried like any other)."""
-    try:
-        body = SendTestRequest.model_validate(await read_fields(request))
-    except ValidationError as exc:
-        raise InvalidInput(describe_validation(list(exc.errors()))) from None
+    body = body or SendTestRequest()
     async with db() as session:
         created = await service.create_tests(
             session, shop=shop, channel=body.channel, hold_seconds=runtime.settings.lease_seconds
@@ -125,16 +120,12 @@ async def get_settings(shop: ShopDomain, db: Db) -> JSONResponse:
 
 @router.put("/settings")
 async def put_settings(
-    request: Request, shop: ShopDomain, db: Db, runtime: AppRuntime
+    body: NotificationSettingsUpdate, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:
     """Change the notification settings (only the fields given); a webhook URL gets a
     `whsec_` signing secret, new with `rotateWebhookSecret: true`."""
-    try:
-        update = NotificationSettingsUpdate.model_validate(await read_fields(request))
-    except ValidationError as exc:
-        raise InvalidInput(describe_validation(list(exc.errors()))) from None
     async with db() as session:
         saved = await service.update_settings(
-            session, shop=shop, update=update, policy=runtime.fetch_policy
+            session, shop=shop, update=body, policy=runtime.fetch_policy
         )
     return ok(settings=saved.model_dump(by_alias=True))

@@ -317,7 +317,7 @@ async def test_api_validation_paging_and_shop_scoping(
     ]:
         answer = await client.put("/api/notifications/settings", json=body)
         assert answer.status_code == 400 and words in answer.json()["error"]["message"], body
-    nothing = await client.post("/api/notifications/test", json={})
+    nothing = await client.post("/api/notifications/test")  # no body: every target
     assert nothing.status_code == 400 and "settings first" in nothing.json()["error"]["message"]
     assert (
         await client.post("/api/notifications/test", json={"channel": "sms"})
