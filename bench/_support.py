@@ -265,7 +265,8 @@ def query(database_url: str, sql: str, params: Sequence[Any] = ()) -> list[tuple
     import psycopg
 
     with psycopg.connect(sync_dsn(database_url)) as pg:
-        return pg.execute(sql.replace("?", "%s"), tuple(params)).fetchall()  # type: ignore[arg-type]
+        # no parameters: no placeholder parsing either (LIKE 'msg_%')
+        return pg.execute(sql.replace("?", "%s"), tuple(params) or None).fetchall()  # type: ignore[arg-type]
 
 
 async def gather_limited(coros: Sequence[Any], limit: int) -> list[Any]:
