@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 import pikcel_jobs.db.models  # noqa: F401  (every table registered, whatever the process)
 from pikcel_jobs.config import Settings
@@ -55,10 +56,12 @@ class Runtime:
         )
 
         @sa_event.listens_for(runtime.sessions.class_.sync_session_class, "after_commit")
-        def _committed(_session: object) -> None:
+        def _committed(session: Session) -> None:
             # Wake in-process listeners (event hub, worker); other processes are woken
-            # by PostgreSQL NOTIFY or find the change on their next short poll.
-            runtime.on_commit()
+            # by PostgreSQL NOTIFY or find the change on their next short poll. Reads
+            # (the hub's own included) wake nobody, or the hub would wake itself forever.
+            if not session.info.get("read_only"):
+                runtime.on_commit()
 
         return runtime
 

@@ -68,6 +68,7 @@ async def unit_of_work(
     """One transaction: commit on success, roll back on error. Services never commit."""
     async with sessions() as session:
         if read_only:
+            session.info["read_only"] = True  # its commit wakes nobody (runtime.py)
             await session.connection(execution_options={"sqlite_begin": "DEFERRED"})
         try:
             yield session

@@ -80,9 +80,9 @@ async def apply_remote(
         return False
     current = JobStatus(job.status)
     changed = False
-    attempt = await current_attempt(session, job)
 
     if PROGRESS_RANK[target] > PROGRESS_RANK[current] and current not in TERMINAL:
+        attempt = await current_attempt(session, job)  # only a status change touches it
         fields: dict[str, object] = {"error_message": None}
         if target is JobStatus.PROCESSING:
             fields["started_at"] = remote.started_at or now
