@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve worker test test-fast lint bench install clean
+.PHONY: demo serve worker test test-fast lint bench install clean fuzz
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ worker: $(STAMP)
 test: $(STAMP)
 	./scripts/test-services
 	$(BIN)/python -m pytest $(ARGS)
+
+# The long fuzz profile (schemathesis over /openapi.json, both databases); size per
+# operation and mode: PIKCEL_FUZZ_EXAMPLES (default 200).
+fuzz: $(STAMP)
+	./scripts/test-services
+	$(BIN)/python -m pytest -m slow -s tests/integration/hardening/test_fuzz_openapi.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

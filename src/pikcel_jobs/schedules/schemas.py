@@ -20,7 +20,9 @@ class ScheduleCreate(ApiInput):
 
     @field_validator("cron")
     @classmethod
-    def _cron(cls, value: str) -> str:
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:  # ScheduleUpdate: not changed
+            return value
         if not croniter.is_valid(value) or len(value.split()) != 5:
             raise ValueError(
                 "must be a five-field cron expression, e.g. '0 2 * * *' (02:00 UTC daily)"

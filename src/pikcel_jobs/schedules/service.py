@@ -64,7 +64,8 @@ async def update_schedule(
     session: AsyncSession, *, shop: str, schedule_id: str, data: ScheduleUpdate
 ) -> Schedule:
     schedule = await get_schedule(session, shop=shop, schedule_id=schedule_id)
-    for name, value in data.model_dump(exclude_unset=True).items():
+    # An explicit null leaves a field as it is: every column of a schedule has a value.
+    for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(schedule, name, value)
     schedule.next_run_at = next_run(schedule.cron, utcnow()) if schedule.enabled else None
     return schedule
