@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pikcel_jobs.core.errors import AppError
@@ -72,6 +72,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, DataError):
+            # A value the database cannot hold (PostgreSQL: a NUL character, a number or
+            # date out of range) that validation let through: the request's fault.
+            log.warning("value refused by the database: %s", type(exc.orig).__name__)
+            return error_response(
+                400, "INVALID_INPUT", "a value in the request is not valid (out of range or "
+                "holding characters that cannot be stored)",
+            )  # fmt: skip
         if exc.connection_invalidated:
             return error_response(
                 503, "UNAVAILABLE", "the service is briefly unavailable; try again"

@@ -80,6 +80,22 @@ async def owned_job(
             job.lease_expires_at = None
 
 
+async def renew_leases(
+    sessions: async_sessionmaker[AsyncSession], *, owner: str, ids: list[str],
+    lease_seconds: float, model: type[Leased] = Job,
+) -> int:  # fmt: skip
+    """Extend the leases `owner` still holds on `ids` (a live worker's heartbeat);
+    a lease already given back or taken over is left alone."""
+    async with unit_of_work(sessions) as session:
+        result = await session.execute(
+            update(model)
+            .where(model.id.in_(ids), model.lease_owner == owner)
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def release_leases(
     sessions: async_sessionmaker[AsyncSession], *, owner: str, model: type[Leased] = Job
 ) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from pikcel_jobs.db.base import new_id
 from pikcel_jobs.jobs.models import Job
-from pikcel_jobs.worker.claim import LeaseLost, claim_due, release_leases
+from pikcel_jobs.worker.claim import LeaseLost, claim_due, release_leases, renew_leases
 from pikcel_jobs.worker.context import WorkerContext
 
 log = logging.getLogger("pikcel_jobs.worker")
@@ -57,6 +57,10 @@ class Worker:
         self.slots = asyncio.Semaphore(ctx.settings.worker_concurrency)
         self.running: set[asyncio.Task[None]] = set()
         self.handled = 0
+        # Rows whose handler is running here, by model: their leases are renewed while
+        # it runs, so a slow handler (Shopify throttling, a long READY wait) never has
+        # its row claimed by a second worker doing the same non-idempotent step twice.
+        self.held: dict[Any, set[str]] = {}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -70,6 +74,7 @@ class Worker:
         settings = self.ctx.settings
         log.info("worker %s started", self.ctx.owner)
         turn = 0
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while not self.stopping.is_set():
                 claimed = 0
@@ -105,9 +110,30 @@ class Worker:
                             self.wakeup.wait(), settings.worker_idle_sleep_seconds
                         )
         finally:
-            await self._drain(grace_seconds)
+            try:
+                await self._drain(grace_seconds)
+            finally:
+                heartbeat.cancel()
+
+    async def _heartbeat(self) -> None:
+        """Every third of a lease, extend the leases of the rows being handled here."""
+        interval = max(0.05, self.ctx.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            for model, ids in list(self.held.items()):
+                if not ids:
+                    continue
+                try:
+                    await renew_leases(
+                        self.ctx.sessions, owner=self.ctx.owner, ids=list(ids), model=model,
+                        lease_seconds=self.ctx.settings.lease_seconds,
+                    )  # fmt: skip
+                except Exception:  # the database is away: the next beat tries again
+                    log.warning("renewing leases failed", exc_info=True)
 
     async def _handle(self, queue: Queue, job_id: str) -> None:
+        held = self.held.setdefault(queue.model, set())
+        held.add(job_id)
         try:
             await queue.handler(self.ctx, job_id)
             self.handled += 1
@@ -117,6 +143,7 @@ class Worker:
             # The lease expires and the job is tried again; nothing is lost.
             log.exception("%s handler failed for job %s", queue.name, job_id)
         finally:
+            held.discard(job_id)
             self.slots.release()
             self.wakeup.set()
 
