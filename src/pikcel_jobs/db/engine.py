@@ -54,6 +54,8 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    # JIT compilation costs more than it saves on these short queries (30-115 ms measured).
+    kwargs.setdefault("connect_args", {"options": "-c jit=off"})
     return create_async_engine(url, **kwargs)
 
 

@@ -74,7 +74,12 @@ async def list_jobs(request: Request, shop: ShopDomain, db: Db) -> JSONResponse:
             session, shop=shop, job_filter=job_filter,
             cursor=paging.cursor, limit=paging.limit, offset=paging.offset,
         )  # fmt: skip
-    return ok(jobs=[job_json(j) for j in page.jobs], nextCursor=page.next_cursor, total=page.total)
+    return ok(
+        jobs=[job_json(j) for j in page.jobs],
+        nextCursor=page.next_cursor,
+        total=page.total,
+        totalExact=page.total_exact,
+    )
 
 
 @router.get("/stats")

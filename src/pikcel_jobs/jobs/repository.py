@@ -144,13 +144,21 @@ async def aggregate_by_status(
     }
 
 
-async def count(session: AsyncSession, *, shop: str, job_filter: JobFilter) -> int:
+# Filters the rollups cannot answer (metadata, free text, product, batch) count at
+# most this many matches, so a broad search never scans a whole shop for its total.
+COUNT_CAP = 10_000
+
+
+async def count(session: AsyncSession, *, shop: str, job_filter: JobFilter) -> tuple[int, bool]:
+    """(total, exact): exact from the rollups, else counted up to COUNT_CAP."""
     if _rollup_servable(job_filter):
         totals = await aggregate_by_status(session, shop=shop, job_filter=job_filter)
         live = {status.value for status in JobStatus}
-        return sum(n for status, (n, *_) in totals.items() if status in live)
-    stmt = select(func.count()).select_from(filtered(shop, job_filter).subquery())
-    return int((await session.execute(stmt)).scalar_one())
+        return sum(n for status, (n, *_) in totals.items() if status in live), True
+    matches = filtered(shop, job_filter).with_only_columns(Job.id).limit(COUNT_CAP + 1)
+    stmt = select(func.count()).select_from(matches.subquery())
+    n = int((await session.execute(stmt)).scalar_one())
+    return min(n, COUNT_CAP), n <= COUNT_CAP
 
 
 async def current_attempt(session: AsyncSession, *, job: Job) -> JobAttempt | None:

@@ -105,6 +105,7 @@ class JobPage:
     jobs: Sequence[Job]
     next_cursor: str | None
     total: int
+    total_exact: bool = True  # False: at least `total` jobs match (a capped count)
 
 
 async def list_jobs(
@@ -122,9 +123,16 @@ async def list_jobs(
     rows, next_position = await repository.list_page(
         session, shop=shop, job_filter=job_filter, cursor=position, limit=limit, offset=offset
     )
-    total = await repository.count(session, shop=shop, job_filter=job_filter) if with_total else -1
+    total, exact = (
+        await repository.count(session, shop=shop, job_filter=job_filter)
+        if with_total
+        else (-1, False)
+    )
     return JobPage(
-        jobs=rows, next_cursor=next_position.encode() if next_position else None, total=total
+        jobs=rows,
+        next_cursor=next_position.encode() if next_position else None,
+        total=total,
+        total_exact=exact,
     )
 
 

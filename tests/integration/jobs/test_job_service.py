@@ -245,3 +245,18 @@ async def test_page_size_is_capped_and_offset_is_a_fallback(sessions: Sessions, 
             )
     assert len(capped.jobs) == 5
     assert [j.created_at for j in offset.jobs] == [T0 + timedelta(seconds=1), T0]
+
+
+async def test_counts_the_rollups_cannot_answer_are_capped(
+    sessions: Sessions, shop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pikcel_jobs.jobs import repository
+
+    for _ in range(5):
+        await make_job(sessions, shop, productTitle="Linen shirt")
+    monkeypatch.setattr(repository, "COUNT_CAP", 3)
+    async with unit_of_work(sessions, read_only=True) as session:
+        searched = await service.list_jobs(session, shop=shop, job_filter=JobFilter(q="linen"), limit=2)
+        exact = await service.list_jobs(session, shop=shop, job_filter=JobFilter(), limit=2)
+    assert (searched.total, searched.total_exact) == (3, False) and len(searched.jobs) == 2
+    assert (exact.total, exact.total_exact) == (5, True)
