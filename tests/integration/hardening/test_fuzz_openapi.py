@@ -103,9 +103,9 @@ def fuzz(api_url: str, app_settings: Settings, examples: int) -> Counter[str]:
 def test_fuzz_openapi_short(api_url: str, app_settings: Settings) -> None:
     if "postgresql" in app_settings.database_url:
         pytest.skip("the short profile runs on SQLite; `make fuzz` runs both databases")
-    tally = fuzz(api_url, app_settings, examples=3)
+    tally = fuzz(api_url, app_settings, examples=2)
     print(f"fuzz (short): {dict(tally)}")
-    assert tally["requests"] >= 80
+    assert tally["requests"] >= 60
 
 
 @pytest.mark.slow

@@ -41,6 +41,12 @@ REFUSED = [
 ]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _one_database(app_settings: Settings) -> None:
+    if not app_settings.is_sqlite:
+        pytest.skip("URL checks do not depend on the database: the SQLite run covers them")
+
+
 @pytest.fixture(scope="module")
 def production_settings(app_settings: Settings) -> Settings:
     return app_settings.model_copy(update={"allow_private_urls": False})

@@ -142,9 +142,7 @@ def filter_queries(b: World) -> list[dict[str, str]]:
         {},
         {"batchId": b.batch_id},
         {"productId": b.product_id},
-        {"q": b.marker},
         {"meta.sku": b.marker},
-        {"toolId": "background-removal", "status": "completed"},
     ]
 
 
@@ -298,7 +296,7 @@ async def test_live_stream_carries_only_the_shops_own_events(
     assert not found, f"shop A's stream carries shop B's {found}"
 
 
-@pytest.mark.parametrize("ext", ["csv", "xlsx"])
+@pytest.mark.parametrize("ext", ["xlsx"])  # (CSV is read in the matrix; a zip hides text)
 async def test_exports_filtered_by_another_shops_batch_are_empty(
     client_for: Client, sessions: async_sessionmaker[AsyncSession], app_settings: Settings,
     shop: str, other_shop: str, ext: str,
