@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
@@ -167,6 +168,7 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     sim_config = sim or SimConfig(seed=7, time_scale=0.01)
     sim_config.webhook_secret = base.pikcel_webhook_secret.get_secret_value()
+    sim_config.id_namespace = secrets.token_hex(4)  # the session database outlives each simulator
     sim_server = ThreadedServer(create_pikcel_sim(sim_config)).start()
     shopify_server = None
     if shopify:

@@ -378,7 +378,8 @@ class Simulator:
         now = time.time()
         job_rng = random.Random(f"{self.config.seed}:job:{seq}")
         job = SimJob(
-            id="job_" + digest(self.config.seed, "job", seq)[:24], seq=seq, user_id=user.id,
+            id="job_" + digest(self.config.seed, "job", seq, self.config.id_namespace)[:24],
+            seq=seq, user_id=user.id,
             tool_id=tool.id, tool_name=tool.name, cost=tool.credits_required,
             priority=priority, input_image_url=input_image_url, parameters=parameters,
             template_id=template_id, webhook_url=webhook_url, metadata=metadata,

@@ -58,6 +58,11 @@ class SimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     seed: int | None = Field(None, description="None draws a random seed at start")
+    id_namespace: str = Field(
+        "", max_length=40,
+        description="mixed into job ids: simulators sharing a seed but feeding one database "
+        "(tests) still issue distinct ids, as real PikcelAI accounts do",
+    )
     time_scale: float = Field(1.0, gt=0, description="multiplies every job duration")
     api_keys: dict[str, str] = Field(
         default_factory=dict,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -52,7 +53,7 @@ async def test_two_web_two_workers_every_client_sees_its_shop(
     if not database_url.startswith("postgresql"):
         pytest.skip("the production topology runs on PostgreSQL")
     sim = ThreadedServer(create_pikcel_sim(SimConfig(
-        seed=51, time_scale=0.02, image_workers=8,
+        seed=51, time_scale=0.02, image_workers=8, default_credits=1_000_000, id_namespace=secrets.token_hex(4),
         webhook_secret=app_settings.pikcel_webhook_secret.get_secret_value(),
     ))).start()  # fmt: skip
     ports = [free_port(), free_port()]

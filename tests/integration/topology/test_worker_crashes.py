@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import secrets
 import time
 from pathlib import Path
 
@@ -38,6 +39,8 @@ async def test_sigkilled_workers_lose_nothing(
         seed=41,
         time_scale=0.02,
         image_workers=8,
+        default_credits=1_000_000,  # 2,000 jobs must not run the account dry
+        id_namespace=secrets.token_hex(4),  # the session database outlives this simulator
         webhook_secret=app_settings.pikcel_webhook_secret.get_secret_value(),
         faults=FaultConfig(job_failure_rate=0.1, webhook_duplicate_rate=0.2),
     )
