@@ -4,8 +4,8 @@ to that process's SSE connections, shop by shop.
 The outbox is the source of truth; notifications only wake the hub (PostgreSQL
 `NOTIFY` from a trigger, so any process's commit wakes every hub; an in-process poke
 for SQLite) and a short periodic read catches anything else. PostgreSQL hands out ids
-before commit, so a lower id can become visible after a higher one: the hub keeps a
-cursor below the oldest gap and re-reads for a few seconds, delivering each id once."""
+before commit, so a lower id can become visible after a higher one: the hub remembers
+the ids it skipped over and re-reads just those for a while, delivering each id once."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.schemas import JobOut
 
 log = logging.getLogger("pikcel_jobs.events")
-GAP_GRACE_SECONDS = 3.0
+GAP_GRACE_SECONDS = 30.0
 READ_BATCH = 2000
 QUEUE_LIMIT = 2000
 
@@ -119,9 +119,8 @@ class EventHub:
         self.poll_seconds = poll_seconds
         self.subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self.wake = asyncio.Event()
-        self.cursor = 0
-        self.delivered: set[int] = set()
-        self.gaps: dict[int, float] = {}
+        self.cursor = 0  # highest event id read
+        self.gaps: dict[int, float] = {}  # ids below the cursor not visible yet -> since
         self.tasks: list[asyncio.Task[None]] = []
         self.connections = 0
 
@@ -174,6 +173,7 @@ class EventHub:
                 await asyncio.sleep(1)
 
     async def read_once(self) -> int:
+        """Deliver events above the high-water mark, and any that filled an earlier gap."""
         async with unit_of_work(self.sessions, read_only=True) as session:
             stmt = (
                 select(JobEvent)
@@ -181,38 +181,39 @@ class EventHub:
                 .order_by(JobEvent.id)
                 .limit(READ_BATCH)
             )
-            events = [
-                e
-                for e in (await session.execute(stmt)).scalars().all()
-                if e.id not in self.delivered
-            ]
+            new = list((await session.execute(stmt)).scalars().all())
+            late: list[JobEvent] = []
+            if self.gaps:
+                waiting = sorted(self.gaps)[:READ_BATCH]
+                late = list(
+                    (await session.execute(select(JobEvent).where(JobEvent.id.in_(waiting))))
+                    .scalars()
+                    .all()
+                )
+            events = sorted(late + new, key=lambda e: e.id)
             wanted = [e for e in events if e.shop in self.subscribers]
             messages = await messages_for(session, wanted) if wanted else []
         for message in messages:
             for sub in list(self.subscribers.get(message.shop, ())):
                 sub.put(message)
-        self._advance([e.id for e in events])
-        return len(events)
+        self._advance([e.id for e in new], [e.id for e in late])
+        return len(new)
 
-    def _advance(self, ids: list[int]) -> None:
+    def _advance(self, new: list[int], late: list[int]) -> None:
+        """`cursor` is the highest id read; ids below it not seen yet are gaps, re-read
+        until they appear or GAP_GRACE_SECONDS pass (a rolled-back insert never does)."""
         now = time.monotonic()
-        self.delivered.update(ids)
-        top = max([self.cursor, *ids, *self.gaps])
-        for missing in range(self.cursor + 1, top):
-            if missing not in self.delivered:
-                self.gaps.setdefault(missing, now)
-        while True:
-            nxt = self.cursor + 1
-            if nxt in self.delivered:
-                self.delivered.discard(nxt)
-                self.cursor = nxt
-            elif nxt in self.gaps and now - self.gaps[nxt] > GAP_GRACE_SECONDS:
-                del self.gaps[nxt]  # a rolled-back insert: never coming
-                self.cursor = nxt
-            else:
-                break
-        for gap in [g for g in self.gaps if g <= self.cursor]:
-            del self.gaps[gap]
+        for found in late:
+            self.gaps.pop(found, None)
+        if new:
+            seen = set(new)
+            for missing in range(self.cursor + 1, new[-1]):
+                if missing not in seen:
+                    self.gaps.setdefault(missing, now)
+            self.cursor = new[-1]
+        for gap, since in list(self.gaps.items()):
+            if now - since > GAP_GRACE_SECONDS:
+                del self.gaps[gap]
 
     async def _listen_loop(self) -> None:
         import psycopg
