@@ -221,5 +221,6 @@ async def test_chaos_short(own_postgres: Settings, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 async def test_chaos_full(own_postgres: Settings, tmp_path: Path) -> None:
-    figures = await run_chaos(own_postgres, tmp_path, 5000, within=1500, max_kills=100)
+    jobs = int(os.environ.get("PIKCEL_CHAOS_FULL_JOBS", "5000"))
+    figures = await run_chaos(own_postgres, tmp_path, jobs, within=max(300, jobs), max_kills=100)
     print(f"chaos (full): {figures}")

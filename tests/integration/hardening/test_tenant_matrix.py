@@ -234,6 +234,7 @@ async def test_shop_a_reaches_nothing_of_shop_b(
     own = (await a.get("/api/jobs")).json()
     assert [j["id"] for j in own["jobs"] if j["metadata"].get("sku") == "a-own"]
     assert len(called) > 40, called
+    print(f"tenant matrix: {len(called)} calls as shop A, {len(routes)} routes")
 
     await asyncio.sleep(0.3)  # any background task an attack may have started
     after = await snapshot(sessions, other_shop)
