@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import func, or_, select
 
 from pikcel_jobs.config import Settings
+from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.db.migrate import upgrade
 from pikcel_jobs.jobs import service
@@ -166,7 +167,7 @@ async def run_chaos(
         async with unit_of_work(stack.runtime.sessions, read_only=True) as session:
             rows = (await session.execute(
                 select(Job.id, Job.pikcel_job_id, Job.status, Job.credits_used, Job.output_key,
-                       Job.lease_owner, Job.push_status, Job.product_id)
+                       Job.lease_owner, Job.lease_expires_at, Job.push_status, Job.product_id)
                 .where(Job.shop == shop)
             )).all()  # fmt: skip
         remote: dict[str, Any] = {}
@@ -181,7 +182,12 @@ async def run_chaos(
 
         assert len(rows) == jobs
         assert kills >= 3, f"only {kills} kills: the run was too short to prove anything"
-        assert all(r.lease_owner is None for r in rows), "a job is left leased"
+        # Live workers gave their leases back when stopped; a killed one's lease may stay
+        # on a row a webhook finished meanwhile (nothing is due there): expired, harmless.
+        now = utcnow()
+        live = [(r.id, r.status, r.lease_owner) for r in rows
+                if r.lease_owner is not None and r.lease_expires_at > now]  # fmt: skip
+        assert not live, f"jobs still leased after every worker stopped: {live[:5]}"
         assert len(remote) == jobs, "a remote job we do not know about (or one missing)"
         mismatched = [
             (r.id, r.status, remote[r.pikcel_job_id].status) for r in rows
