@@ -56,21 +56,25 @@ async def by_tool_and_status(
     ]
 
 
-def _timed_jobs(shop: str, start: datetime, end: datetime) -> ColumnElement[bool]:
-    """Completed jobs created in [start, end) that report a processing time."""
-    return and_(
+def _timed_jobs(shop: str, start: datetime | None, end: datetime | None) -> ColumnElement[bool]:
+    """Completed jobs created in [start, end) (either end open) that report a time."""
+    conditions = [
         Job.shop == shop,
         Job.status == JobStatus.COMPLETED.value,
-        Job.created_at >= start,
-        Job.created_at < end,
         Job.processing_time_ms.is_not(None),
-    )
+    ]
+    if start is not None:
+        conditions.append(Job.created_at >= start)
+    if end is not None:
+        conditions.append(Job.created_at < end)
+    return and_(*conditions)
 
 
 async def median_time_per_tool(
-    session: AsyncSession, *, shop: str, start: datetime, end: datetime
+    session: AsyncSession, *, shop: str, start: datetime | None = None, end: datetime | None = None
 ) -> dict[str, tuple[float, str | None]]:
-    """tool → (median processing ms of its completed jobs, its display name).
+    """tool → (median processing ms of its completed jobs, its display name); without
+    `start`/`end`, over all the shop's jobs (the tools page).
 
     PostgreSQL computes `percentile_cont(0.5)` in one pass; SQLite has no percentile
     aggregate, so rows are numbered per tool by time and the middle one (or the mean of

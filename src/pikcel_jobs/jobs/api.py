@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -38,6 +39,27 @@ def job_json(job: Job) -> dict[str, Any]:
 
 def ok(status_code: int = 200, **payload: Any) -> JSONResponse:
     return JSONResponse({"success": True, **payload}, status_code=status_code)
+
+
+JobAction = Callable[..., Awaitable[Job]]
+
+
+async def act_on_job(
+    action: JobAction,
+    *,
+    db: Db,
+    runtime: Runtime,
+    shop: str,
+    job_id: str,
+    wakes_worker: bool = True,
+) -> JSONResponse:
+    """The shape of every `{jobId}` action route: one transaction around a shop-scoped
+    service call, the worker told there is work, `{success, job}` back."""
+    async with db() as session:
+        job = await action(session, shop=shop, job_id=job_id)
+    if wakes_worker:
+        runtime.nudge()
+    return ok(job=job_json(job))
 
 
 async def refuse_unsafe_urls(urls: list[str], runtime: Runtime, field: str) -> None:
@@ -119,10 +141,7 @@ async def retry_job(
     job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:
     """A new remote attempt for a failed or cancelled job; history is kept."""
-    async with db() as session:
-        job = await actions.retry_job(session, shop=shop, job_id=job_id)
-    runtime.nudge()
-    return ok(job=job_json(job))
+    return await act_on_job(actions.retry_job, db=db, runtime=runtime, shop=shop, job_id=job_id)
 
 
 @router.post("/reschedule")

@@ -186,26 +186,3 @@ async def events(
         .limit(limit)
     )
     return (await session.execute(stmt)).scalars().all()
-
-
-async def median_processing_ms_by_tool(session: AsyncSession, *, shop: str) -> dict[str, float]:
-    """tool_id → median processing time of the shop's completed jobs (one query, both
-    engines: the middle row(s) of each tool by window functions)."""
-    ranked = (
-        select(
-            Job.tool_id.label("tool_id"),
-            Job.processing_time_ms.label("ms"),
-            func.row_number()
-            .over(partition_by=Job.tool_id, order_by=Job.processing_time_ms)
-            .label("rn"),
-            func.count().over(partition_by=Job.tool_id).label("n"),
-        )
-        .where(Job.shop == shop, Job.status == "completed", Job.processing_time_ms.is_not(None))
-        .subquery()
-    )
-    stmt = (
-        select(ranked.c.tool_id, func.avg(ranked.c.ms))
-        .where(ranked.c.rn >= (ranked.c.n + 1) // 2, ranked.c.rn <= (ranked.c.n + 2) // 2)
-        .group_by(ranked.c.tool_id)
-    )
-    return {str(tool): float(ms) for tool, ms in (await session.execute(stmt)).all()}

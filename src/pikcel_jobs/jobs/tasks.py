@@ -16,10 +16,11 @@ from pikcel_jobs.core.metrics import upstream_call
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.events.models import record_event
+from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.actions import apply_cancel_answer, cancel_locally
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.states import TERMINAL, JobStatus, change_status
-from pikcel_jobs.jobs.tracking import apply_remote, current_attempt
+from pikcel_jobs.jobs.tracking import apply_remote
 from pikcel_jobs.net.fetch import UnsafeURL, fetch_bytes
 from pikcel_jobs.pikcel.errors import PikcelError, PikcelNotFound
 from pikcel_jobs.storage.store import image_format, make_thumbnail
@@ -87,7 +88,7 @@ async def dispatch(ctx: WorkerContext, job_id: str) -> None:
         return
     now = utcnow()
     async with owned_job(ctx.sessions, job_id=job_id, owner=ctx.owner) as (session, row):
-        attempt = await current_attempt(session, row)
+        attempt = await repository.current_attempt(session, job=row)
         if row.idempotency_key != job.idempotency_key:
             return  # a retry started a new attempt meanwhile; this answer is stale
         if attempt is not None:
@@ -126,7 +127,7 @@ async def dispatch_failed(ctx: WorkerContext, job_id: str, exc: PikcelError) -> 
 
 
 async def fail(session: AsyncSession, job: Job, message: str, *, now: datetime) -> None:
-    attempt = await current_attempt(session, job)
+    attempt = await repository.current_attempt(session, job=job)
     await change_status(
         session, job, JobStatus.FAILED,
         fields={"error_message": message, "completed_at": now, "next_attempt_at": None},

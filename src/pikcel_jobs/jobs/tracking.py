@@ -52,10 +52,6 @@ REMOTE_STATUS = {
 }
 
 
-async def current_attempt(session: AsyncSession, job: Job) -> JobAttempt | None:
-    return await repository.current_attempt(session, job=job)
-
-
 def next_poll_delay(interval: float, *, changed: bool, initial: float, cap: float) -> float:
     """Adaptive backoff: soon after a change, then doubling up to the cap."""
     if changed or interval <= 0:
@@ -82,7 +78,8 @@ async def apply_remote(
     changed = False
 
     if PROGRESS_RANK[target] > PROGRESS_RANK[current] and current not in TERMINAL:
-        attempt = await current_attempt(session, job)  # only a status change touches it
+        # Only a status change touches the attempt row: a bare progress poll reads nothing more.
+        attempt = await repository.current_attempt(session, job=job)
         fields: dict[str, object] = {"error_message": None}
         if target is JobStatus.PROCESSING:
             fields["started_at"] = remote.started_at or now

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from pikcel_jobs.core.errors import InvalidInput, UpstreamError
 from pikcel_jobs.jobs.actions import locked_job
-from pikcel_jobs.jobs.api import job_json, ok
+from pikcel_jobs.jobs.api import act_on_job, job_json, ok
 from pikcel_jobs.push import service
 from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.shopify.errors import (
@@ -77,18 +77,17 @@ async def approve_push(
     job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:
     """A job waiting for review: push it."""
-    async with db() as session:
-        job = await service.approve(session, shop=shop, job_id=job_id)
-    runtime.nudge()
-    return ok(job=job_json(job))
+    return await act_on_job(service.approve, db=db, runtime=runtime, shop=shop, job_id=job_id)
 
 
 @router.post("/api/jobs/reject")
-async def reject_push(job_id: BodyJobId, shop: ShopDomain, db: Db) -> JSONResponse:
+async def reject_push(
+    job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
+) -> JSONResponse:
     """A job waiting for review: do not push it; the product is left untouched."""
-    async with db() as session:
-        job = await service.reject(session, shop=shop, job_id=job_id)
-    return ok(job=job_json(job))
+    return await act_on_job(
+        service.reject, db=db, runtime=runtime, shop=shop, job_id=job_id, wakes_worker=False
+    )
 
 
 @router.post("/api/jobs/revert")
@@ -96,10 +95,9 @@ async def revert_push(
     job_id: BodyJobId, shop: ShopDomain, db: Db, runtime: AppRuntime
 ) -> JSONResponse:
     """Undo a push: a replaced original goes back on the product, ours comes off."""
-    async with db() as session:
-        job = await service.request_revert(session, shop=shop, job_id=job_id)
-    runtime.nudge()
-    return ok(job=job_json(job))
+    return await act_on_job(
+        service.request_revert, db=db, runtime=runtime, shop=shop, job_id=job_id
+    )
 
 
 async def _products_page(

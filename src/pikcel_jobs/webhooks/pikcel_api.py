@@ -48,7 +48,7 @@ async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes |
 async def pikcel_webhook(request: Request) -> JSONResponse:
     start = time.perf_counter()
     response = await handle_pikcel_webhook(request)
-    outcome = "duplicate" if b'"duplicate"' in bytes(response.body) else str(response.status_code)
+    outcome = getattr(request.state, "webhook_outcome", str(response.status_code))
     WEBHOOKS.labels("pikcel", outcome).inc()
     WEBHOOK_SECONDS.labels("pikcel").observe(time.perf_counter() - start)
     return response
@@ -73,7 +73,13 @@ async def handle_pikcel_webhook(request: Request) -> JSONResponse:
     try:
         return await apply_delivery(request, settings, event, deliveries)
     except IntegrityError:  # the same delivery, applied meanwhile by a concurrent request
-        return JSONResponse({"success": True, "duplicate": True})
+        return duplicate(request)
+
+
+def duplicate(request: Request) -> JSONResponse:
+    """A delivery already handled: acknowledged, nothing applied (counted as such)."""
+    request.state.webhook_outcome = "duplicate"
+    return JSONResponse({"success": True, "duplicate": True})
 
 
 def delivery_ids(webhook_id: str | None, body: bytes) -> list[str]:
@@ -96,7 +102,7 @@ async def apply_delivery(
             )
         )
         if seen.first() is not None:
-            return JSONResponse({"success": True, "duplicate": True})
+            return duplicate(request)
         job = await repository.get_by_pikcel_id(
             session, pikcel_job_id=event.job_id, for_update=True
         )

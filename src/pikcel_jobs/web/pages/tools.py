@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from pikcel_jobs.jobs import repository, service
+from pikcel_jobs.analytics.repository import median_time_per_tool
+from pikcel_jobs.jobs import service
 from pikcel_jobs.jobs.schemas import JobFilter, JobStats
 from pikcel_jobs.pikcel.schemas import Tool
 from pikcel_jobs.shops.auth import ShopDomain
@@ -31,7 +32,10 @@ async def tools_page(
 ) -> HTMLResponse:
     tools = await tools_or_none(runtime)
     async with db(read_only=True) as session:
-        medians = await repository.median_processing_ms_by_tool(session, shop=shop)
+        medians = {
+            tool_id: ms
+            for tool_id, (ms, _) in (await median_time_per_tool(session, shop=shop)).items()
+        }
         ids = [t.id for t in tools or []]
         used = await service.job_stats(session, shop=shop, job_filter=JobFilter())
         rows = []
