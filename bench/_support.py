@@ -217,6 +217,7 @@ async def seed_active_jobs(
     last `due_spread_seconds`, through `insert_jobs` (rollups kept in step)."""
     from pikcel_jobs.db.engine import create_engine, create_sessionmaker, unit_of_work
     from pikcel_jobs.jobs.bulk_insert import insert_jobs
+    from pikcel_jobs.shops.models import Shop
 
     engine = create_engine(database_url)
     sessions = create_sessionmaker(engine)
@@ -224,6 +225,8 @@ async def seed_active_jobs(
     step = due_spread_seconds / max(len(remote_ids), 1)
     ids: list[str] = []
     try:
+        async with unit_of_work(sessions) as session:  # the shops are installed
+            session.add_all(Shop(domain=f"bench-{n:03d}.myshopify.com") for n in range(shops))
         for start in range(0, len(remote_ids), chunk):
             rows: list[dict[str, Any]] = []
             for n, remote in enumerate(remote_ids[start : start + chunk], start=start):

@@ -6,10 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pikcel_jobs.analytics.api import router as analytics_router
 from pikcel_jobs.batches.api import router as batches_router
@@ -31,6 +31,7 @@ from pikcel_jobs.web.errors import install_error_handlers
 from pikcel_jobs.web.health import router as health_router
 from pikcel_jobs.web.pages import install_pages
 from pikcel_jobs.webhooks.pikcel_api import router as pikcel_webhook_router
+from pikcel_jobs.webhooks.pikcel_apply import WebhookApplier
 from pikcel_jobs.webhooks.shopify_api import resume_redactions
 from pikcel_jobs.webhooks.shopify_api import router as shopify_webhook_router
 
@@ -42,6 +43,23 @@ async def resume_bulk_operations(runtime: Runtime) -> None:
     stale = utcnow() - timedelta(seconds=60)
     for op_id in await stalled_operations(runtime.sessions, older_than=stale):
         runtime.spawn(run_operation(runtime.sessions, op_id), name=f"bulk-{op_id}")
+
+
+class UpstreamBanner:
+    """Pages show a banner while PikcelAI or Shopify is failing (cached, cheap). Pure
+    ASGI: every other request (webhooks above all) passes straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith("/app"):
+            sessions = getattr(scope["app"].state, "sessions", None)
+            if sessions is not None:
+                with contextlib.suppress(Exception):
+                    upstream = await upstream_health(sessions)
+                    scope.setdefault("state", {})["upstream"] = upstream
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -59,12 +77,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.hub = hub
         own.commit_listeners.append(hub.poke)
         await hub.start()
+        app.state.webhook_applier = WebhookApplier(own.sessions, settings)
         await resume_bulk_operations(own)
         await resume_redactions(own)
         try:
             yield
         finally:
             own.commit_listeners.remove(hub.poke)
+            await app.state.webhook_applier.stop()
             await hub.stop()
             if runtime is None:
                 await own.close()
@@ -77,6 +97,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Webhooks first: routes are matched in order, and they are the busiest path.
+    app.include_router(pikcel_webhook_router)
+    app.include_router(shopify_webhook_router)
     app.include_router(health_router)
     app.include_router(bulk_router)  # before /api/jobs/{job_id}/...
     app.include_router(exports_router)  # before /api/jobs/{job_id}
@@ -88,18 +111,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(schedules_router)
     app.include_router(notifications_router)
     app.include_router(events_router)
-    app.include_router(pikcel_webhook_router)
-    app.include_router(shopify_webhook_router)
     app.include_router(install_router)
     install_pages(app)
 
-    @app.middleware("http")
-    async def upstream_banner(request: Request, call_next: Any) -> Any:
-        # Pages show a banner while PikcelAI or Shopify is failing (cached, cheap).
-        if request.url.path.startswith("/app"):
-            with contextlib.suppress(Exception):
-                request.state.upstream = await upstream_health(app.state.sessions)
-        return await call_next(request)
+    app.add_middleware(UpstreamBanner)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

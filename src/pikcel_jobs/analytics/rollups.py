@@ -8,6 +8,8 @@ survive archiving, so history stays visible after old jobs are removed.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pikcel_jobs.db.base import Base
+from pikcel_jobs.db.base import Base, table_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,18 +69,37 @@ class Contribution:
         )
 
 
+SUMMED = "rollup_deltas"  # session.info key of the deltas `summed` is collecting
+KEY = ("shop", "day", "tool_id", "status")
+COUNTERS = ("jobs", "credits", "time_ms_sum", "time_ms_count")
+
+
+@asynccontextmanager
+async def summed(session: AsyncSession) -> AsyncIterator[None]:
+    """Inside, moves are summed per rollup row and written by one statement at the end
+    (a batch of webhooks moving hundreds of jobs between the same few rows)."""
+    deltas: dict[tuple[str, date, str, str], list[int]] = {}
+    session.info[SUMMED] = deltas
+    try:
+        yield
+    finally:
+        del session.info[SUMMED]
+    await add_rows(session, [_row(key, sums) for key, sums in deltas.items() if any(sums)])
+
+
 async def add(session: AsyncSession, c: Contribution, sign: int = 1) -> None:
-    values = {
-        "shop": c.shop,
-        "day": c.day,
-        "tool_id": c.tool_id,
-        "status": c.status,
-        "jobs": sign,
-        "credits": sign * c.credits,
-        "time_ms_sum": sign * (c.time_ms or 0),
-        "time_ms_count": sign * (1 if c.time_ms is not None else 0),
-    }
-    await _upsert_many(session, [values])
+    key = (c.shop, c.day, c.tool_id, c.status)
+    sums = (sign, sign * c.credits, sign * (c.time_ms or 0), sign * (c.time_ms is not None))
+    if (deltas := session.info.get(SUMMED)) is not None:
+        row = deltas.setdefault(key, [0, 0, 0, 0])
+        for i, value in enumerate(sums):
+            row[i] += value
+        return
+    await _upsert_many(session, [_row(key, sums)])
+
+
+def _row(key: tuple[str, date, str, str], sums: Sequence[int]) -> dict[str, object]:
+    return dict(zip((*KEY, *COUNTERS), (*key, *sums), strict=True))
 
 
 async def move(session: AsyncSession, before: Contribution | None, after: Contribution) -> None:
@@ -97,22 +118,19 @@ async def add_rows(session: AsyncSession, rows: list[dict[str, object]]) -> None
 
 
 async def _upsert_many(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    # One cached statement run for each row (a multi-row VALUES would be compiled anew
+    # for every size), on the table itself (the ORM bulk path costs more per row), in
+    # key order, so concurrent transactions lock the same rows in the same order.
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(JobRollup).values(rows)
+    table = table_of(JobRollup)
+    stmt = insert(table)
     excluded = stmt.excluded
-    table = JobRollup.__table__.c
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["shop", "day", "tool_id", "status"],
-            set_={
-                "jobs": table.jobs + excluded.jobs,
-                "credits": table.credits + excluded.credits,
-                "time_ms_sum": table.time_ms_sum + excluded.time_ms_sum,
-                "time_ms_count": table.time_ms_count + excluded.time_ms_count,
-            },
-        )
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["shop", "day", "tool_id", "status"],
+        set_={name: table.c[name] + excluded[name] for name in COUNTERS},
     )
+    await session.execute(upsert, sorted(rows, key=lambda r: tuple(str(r[k]) for k in KEY)))
 
 
 def history_status() -> Any:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pikcel_jobs.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
+from pikcel_jobs.db.base import Base, BigIntPK, JSONType, UTCDateTime, table_of, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +32,28 @@ class JobEvent(Base):
     __table_args__ = (Index("ix_job_events_shop_id", "shop", "id"),)
 
 
-def record_event(session: AsyncSession, job: Job, kind: str, data: dict[str, Any]) -> JobEvent:
+COLLECTED = "collected_events"  # session.info key of the rows `collected` is gathering
+
+
+def record_event(session: AsyncSession, job: Job, kind: str, data: dict[str, Any]) -> None:
     """Add an event for `job` to the session; it commits with the change it describes."""
-    event = JobEvent(shop=job.shop, job_id=job.id, kind=kind, status=job.status, data=data)
-    session.add(event)
-    return event
+    row = {"shop": job.shop, "job_id": job.id, "kind": kind, "status": job.status, "data": data}
+    if (collected := session.info.get(COLLECTED)) is not None:
+        collected.append(row)
+    else:
+        session.add(JobEvent(**row))
+
+
+@asynccontextmanager
+async def collected(session: AsyncSession) -> AsyncIterator[None]:
+    """Inside, events are gathered and inserted by one statement at the end: as ORM
+    objects each would be its own INSERT, to fetch an id nothing here needs."""
+    rows: list[dict[str, Any]] = []
+    session.info[COLLECTED] = rows
+    try:
+        yield
+    finally:
+        del session.info[COLLECTED]
+    if rows:
+        now = utcnow()
+        await session.execute(insert(table_of(JobEvent)), [{**r, "created_at": now} for r in rows])

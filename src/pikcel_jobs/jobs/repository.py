@@ -161,9 +161,27 @@ async def count(session: AsyncSession, *, shop: str, job_filter: JobFilter) -> t
     return min(n, COUNT_CAP), n <= COUNT_CAP
 
 
+CURRENT_ATTEMPTS = "current_attempts"  # session.info key: (job id, number) -> attempt
+
+
 async def current_attempt(session: AsyncSession, *, job: Job) -> JobAttempt | None:
+    preloaded: dict[tuple[str, int], JobAttempt] | None = session.info.get(CURRENT_ATTEMPTS)
+    if preloaded is not None and (job.id, job.attempt) in preloaded:
+        return preloaded[(job.id, job.attempt)]
     stmt = select(JobAttempt).where(JobAttempt.job_id == job.id, JobAttempt.number == job.attempt)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def preload_current_attempts(session: AsyncSession, jobs: Sequence[Job]) -> None:
+    """Read the current attempt of many jobs at once (a batch about to change them)."""
+    if not jobs:
+        return
+    wanted = {(job.id, job.attempt) for job in jobs}
+    stmt = select(JobAttempt).where(JobAttempt.job_id.in_([job.id for job in jobs]))
+    found = session.info.setdefault(CURRENT_ATTEMPTS, {})
+    for attempt in (await session.execute(stmt)).scalars():
+        if (attempt.job_id, attempt.number) in wanted:
+            found[(attempt.job_id, attempt.number)] = attempt
 
 
 async def attempt_by_pikcel_id(session: AsyncSession, *, pikcel_job_id: str) -> JobAttempt | None:

@@ -8,23 +8,27 @@ fail the job with PikcelAI's own message."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pikcel_jobs.core.metrics import upstream_call
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.db.group_commit import GroupCommit
 from pikcel_jobs.events.models import record_event
 from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.actions import apply_cancel_answer, cancel_locally
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.states import TERMINAL, JobStatus, change_status
-from pikcel_jobs.jobs.tracking import apply_remote
+from pikcel_jobs.jobs.tracking import RemoteJob, apply_remote, batch_of_changes
 from pikcel_jobs.net.fetch import UnsafeURL, fetch_bytes
 from pikcel_jobs.pikcel.errors import PikcelError, PikcelNotFound
 from pikcel_jobs.storage.store import image_format, make_thumbnail
-from pikcel_jobs.worker.claim import owned_job
+from pikcel_jobs.worker.claim import LeaseLost, owned_job
 from pikcel_jobs.worker.context import WorkerContext
 
 log = logging.getLogger("pikcel_jobs.worker")
@@ -170,13 +174,49 @@ async def poll(ctx: WorkerContext, job: Job) -> None:
                 1, max(row.poll_interval_seconds, exc.retry_after or 0)
             )
         return
-    async with owned_job(ctx.sessions, job_id=job.id, owner=ctx.owner) as (session, row):
-        if row.pikcel_job_id != remote.id:
-            return
-        await apply_remote(
-            session, row, remote, via="poll", now=utcnow(),
-            poll_initial=ctx.settings.poll_initial_seconds, poll_max=ctx.settings.poll_max_seconds,
-        )  # fmt: skip
+    await poll_writes(ctx).submit(Polled(job.id, remote))
+
+
+@dataclass(frozen=True)
+class Polled:
+    job_id: str
+    remote: RemoteJob
+
+
+def poll_writes(ctx: WorkerContext) -> GroupCommit[Polled, None]:
+    """The worker's polls answer in a steady stream: their results are written many per
+    transaction (`db.group_commit`), each still a compare-and-set on our lease."""
+    writer = ctx.group_commits.get("polls")
+    if writer is None:
+        writer = GroupCommit(ctx.sessions, partial(write_polls, ctx=ctx), name="poll-results")
+        ctx.group_commits["polls"] = writer
+    return writer
+
+
+async def write_polls(
+    session: AsyncSession, polled: list[Polled], *, ctx: WorkerContext
+) -> list[Exception | None]:
+    ids = sorted({p.job_id for p in polled})
+    stmt = select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update()
+    rows = {row.id: row for row in (await session.execute(stmt)).scalars()}
+    owned = [row for row in rows.values() if row.lease_owner == ctx.owner]
+    results: list[Exception | None] = []
+    async with batch_of_changes(session, owned):
+        for p in polled:
+            row = rows.get(p.job_id)
+            if row is None or row.lease_owner != ctx.owner:
+                results.append(LeaseLost(p.job_id))
+                continue
+            if row.pikcel_job_id == p.remote.id:  # else a retry replaced the remote job
+                await apply_remote(
+                    session, row, p.remote, via="poll", now=utcnow(),
+                    poll_initial=ctx.settings.poll_initial_seconds,
+                    poll_max=ctx.settings.poll_max_seconds,
+                )  # fmt: skip
+            row.lease_owner = None
+            row.lease_expires_at = None
+            results.append(None)
+    return results
 
 
 async def copy_output(ctx: WorkerContext, job: Job) -> None:

@@ -8,16 +8,22 @@ only."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pikcel_jobs.analytics import rollups
 from pikcel_jobs.db.base import utcnow
+from pikcel_jobs.events import models as events
 from pikcel_jobs.events.models import record_event
 from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.models import Job, JobAttempt
 from pikcel_jobs.jobs.states import PROGRESS_RANK, TERMINAL, JobStatus, change_status
+from pikcel_jobs.shops.models import Shop
 
 
 class RemoteJob(Protocol):
@@ -57,6 +63,21 @@ def next_poll_delay(interval: float, *, changed: bool, initial: float, cap: floa
     if changed or interval <= 0:
         return initial
     return min(cap, interval * 2)
+
+
+@asynccontextmanager
+async def batch_of_changes(session: AsyncSession, jobs: Sequence[Job]) -> AsyncIterator[None]:
+    """Many jobs about to take remote news in one transaction (webhooks, polls): what a
+    status change reads (current attempts, the shops' notification settings) is read
+    once, and rollups and events are written once when the block ends."""
+    await repository.preload_current_attempts(session, jobs)
+    domains = sorted({job.shop for job in jobs})
+    # Held while the block runs: the session's identity map keeps objects only while
+    # something refers to them, and `session.get(Shop, ...)` should find them there.
+    shops = (await session.execute(select(Shop).where(Shop.domain.in_(domains)))).scalars().all()
+    async with rollups.summed(session), events.collected(session):
+        yield
+    del shops
 
 
 async def apply_remote(

@@ -1,5 +1,7 @@
-"""`POST /webhooks/pikcel`: verify, dedupe by delivery id, apply through the state
-machine, answer at once. Heavy work (copying the output) is left to the worker."""
+"""`POST /webhooks/pikcel`: verify, then hand the delivery to the process's applier
+(`pikcel_apply`: dedupe by delivery id, apply through the state machine, many per
+commit) and answer once it is committed. Heavy work (copying the output) is left to the
+worker."""
 
 from __future__ import annotations
 
@@ -9,15 +11,10 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from pikcel_jobs.config import Settings
 from pikcel_jobs.core.metrics import WEBHOOK_SECONDS, WEBHOOKS
-from pikcel_jobs.db.engine import unit_of_work
-from pikcel_jobs.jobs import repository
-from pikcel_jobs.jobs.tracking import apply_remote, apply_to_old_attempt
-from pikcel_jobs.pikcel.schemas import WebhookEvent
 from pikcel_jobs.pikcel.webhooks import (
     WebhookPayloadError,
     WebhookVerificationError,
@@ -25,7 +22,7 @@ from pikcel_jobs.pikcel.webhooks import (
     verify_webhook,
 )
 from pikcel_jobs.web.errors import error_response
-from pikcel_jobs.webhooks.models import WebhookReceipt
+from pikcel_jobs.webhooks.pikcel_apply import Delivery, Outcome, WebhookApplier
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("pikcel_jobs.webhooks")
@@ -69,17 +66,19 @@ async def handle_pikcel_webhook(request: Request) -> JSONResponse:
     except WebhookPayloadError as exc:
         log.warning("pikcel webhook unreadable: %s", exc)
         return error_response(400, "INVALID_PAYLOAD", str(exc))
-    deliveries = delivery_ids(request.headers.get("webhook-id"), body)
+    applier: WebhookApplier = request.app.state.webhook_applier
+    delivery = Delivery(event, delivery_ids(request.headers.get("webhook-id"), body))
     try:
-        return await apply_delivery(request, settings, event, deliveries)
-    except IntegrityError:  # the same delivery, applied meanwhile by a concurrent request
-        return duplicate(request)
-
-
-def duplicate(request: Request) -> JSONResponse:
-    """A delivery already handled: acknowledged, nothing applied (counted as such)."""
-    request.state.webhook_outcome = "duplicate"
-    return JSONResponse({"success": True, "duplicate": True})
+        outcome = await applier.submit(delivery)
+    except IntegrityError:  # the same delivery, recorded meanwhile by another process
+        outcome = Outcome.DUPLICATE
+    if outcome is Outcome.UNKNOWN_JOB:
+        return error_response(404, "UNKNOWN_JOB", f"no job with PikcelAI id {event.job_id}")
+    if outcome is Outcome.DUPLICATE:
+        # A delivery already handled: acknowledged, nothing applied (counted as such).
+        request.state.webhook_outcome = "duplicate"
+        return JSONResponse({"success": True, "duplicate": True})
+    return JSONResponse({"success": True})
 
 
 def delivery_ids(webhook_id: str | None, body: bytes) -> list[str]:
@@ -90,33 +89,3 @@ def delivery_ids(webhook_id: str | None, body: bytes) -> list[str]:
     if webhook_id:
         ids.insert(0, webhook_id[:200])
     return ids
-
-
-async def apply_delivery(
-    request: Request, settings: Settings, event: WebhookEvent, deliveries: list[str]
-) -> JSONResponse:
-    async with unit_of_work(request.app.state.sessions) as session:
-        seen = await session.execute(
-            select(WebhookReceipt.id).where(
-                WebhookReceipt.source == "pikcel", WebhookReceipt.delivery_id.in_(deliveries)
-            )
-        )
-        if seen.first() is not None:
-            return duplicate(request)
-        job = await repository.get_by_pikcel_id(
-            session, pikcel_job_id=event.job_id, for_update=True
-        )
-        if job is None:
-            attempt = await repository.attempt_by_pikcel_id(session, pikcel_job_id=event.job_id)
-            if attempt is None:
-                # Maybe our dispatch answer is still being written: PikcelAI redelivers.
-                log.warning("pikcel webhook for unknown job %s", event.job_id)
-                return error_response(404, "UNKNOWN_JOB", f"no job with PikcelAI id {event.job_id}")
-            await apply_to_old_attempt(session, attempt, event.job)
-        else:
-            await apply_remote(
-                session, job, event.job, via="webhook",
-                poll_initial=settings.poll_initial_seconds, poll_max=settings.poll_max_seconds,
-            )  # fmt: skip
-        session.add_all(WebhookReceipt(source="pikcel", delivery_id=d) for d in deliveries)
-    return JSONResponse({"success": True})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pikcel_jobs.config import Settings
+from pikcel_jobs.db.group_commit import GroupCommit
 from pikcel_jobs.net.fetch import FetchPolicy
 from pikcel_jobs.pikcel.client import PikcelClient
 from pikcel_jobs.storage.store import ImageStore
@@ -24,6 +26,8 @@ class WorkerContext:
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     # Reaches Shopify (or the simulator, with SHOPIFY_CONNECT_URL); None: plain httpx.
     shopify_http: httpx.AsyncClient | None = None
+    # Writers shared by this process's handlers (db.group_commit), by name.
+    group_commits: dict[str, GroupCommit[Any, Any]] = field(default_factory=dict)
 
     @property
     def webhook_url(self) -> str:

@@ -152,6 +152,8 @@ class Worker:
             _, pending = await asyncio.wait(set(self.running), timeout=grace_seconds)
             for task in pending:
                 task.cancel()
+        for writer in self.ctx.group_commits.values():
+            await writer.stop()
         released = 0
         for model in {queue.model for queue in self.queues}:
             released += await release_leases(self.ctx.sessions, owner=self.ctx.owner, model=model)
