@@ -43,21 +43,9 @@ def free_port() -> int:
 
 def start_simulator(port: int) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable,
-        "-m",
-        "pikcel_sim.pikcel.cli",
-        "--port",
-        str(port),
-        "--seed",
-        "1",
-        "--api-key",
-        API_KEY,
-        "--credits",
-        "100000000",
-        "--no-auto-progress",
-        "--no-webhooks",
-        "--log-level",
-        "warning",
+        sys.executable, "-m", "pikcel_sim.pikcel.cli", "--port", str(port), "--seed", "1",
+        "--api-key", API_KEY, "--credits", "100000000", "--no-auto-progress",
+        "--no-webhooks", "--log-level", "warning",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -75,20 +63,15 @@ def start_simulator(port: int) -> subprocess.Popen[bytes]:
 
 async def create_jobs(url: str, count: int) -> list[str]:
     ids: list[str] = []
-    async with httpx.AsyncClient(
-        base_url=url, timeout=60, headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60,
+                                 headers={"Authorization": f"Bearer {API_KEY}"}) as http:
         while len(ids) < count:
             batch = min(500, count - len(ids))
-            response = await http.post(
-                "/api/enterprise/bulk/dispatch",
-                json={
-                    "tool_id": "convert-webp",
-                    "input_images": [
-                        {"url": f"http://127.0.0.1:9/p/{len(ids) + n}.png"} for n in range(batch)
-                    ],
-                },
-            )
+            response = await http.post("/api/enterprise/bulk/dispatch", json={
+                "tool_id": "convert-webp",
+                "input_images": [{"url": f"http://127.0.0.1:9/p/{len(ids) + n}.png"}
+                                 for n in range(batch)],
+            })
             response.raise_for_status()
             ids.extend(job["id"] for job in response.json()["data"]["jobs"])
     return ids
@@ -125,9 +108,8 @@ async def bench(
     """Alternating rounds (bare first, then client first, ...) so drift in the machine's
     load hits both sides alike; each pair gives one client/bare ratio."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    bare_http = httpx.AsyncClient(
-        base_url=url, limits=limits, timeout=30, headers={"Authorization": f"Bearer {API_KEY}"}
-    )
+    bare_http = httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
+                                  headers={"Authorization": f"Bearer {API_KEY}"})
     limiter = RateLimiter(1_000_000, concurrency=concurrency)
     client = PikcelClient(url, API_KEY, limiter=limiter, timeout=30, max_attempts=4)
 
@@ -175,8 +157,7 @@ def main(argv: list[str]) -> int:
         ids = asyncio.run(create_jobs(url, args.jobs))
         print(f"created {len(ids)} jobs in {time.monotonic() - started:.1f}s")
         bare_rates, client_rates = asyncio.run(
-            bench(url, ids, args.concurrency, args.seconds, args.rounds)
-        )
+            bench(url, ids, args.concurrency, args.seconds, args.rounds))
         counters = httpx.get(f"{url}/_sim/counters", timeout=5).json()
     finally:
         process.terminate()

@@ -42,13 +42,11 @@ Priority = Literal["low", "normal", "high", "urgent"]
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_BULK_IMAGES = 500
 # Config read once at start (workers, clients, routes): not changeable by a reset.
-RESTART_FIELDS = frozenset(
-    {"image_workers", "webhook_concurrency", "fetch_timeout", "webhook_timeout", "admin_enabled"}
-)
+RESTART_FIELDS = frozenset({"image_workers", "webhook_concurrency", "fetch_timeout",
+                            "webhook_timeout", "admin_enabled"})
 
 
 # -- envelopes and errors -------------------------------------------------------------------
-
 
 class JSONBody(Response):
     media_type = "application/json"
@@ -57,21 +55,15 @@ class JSONBody(Response):
         return json.dumps(content, separators=(",", ":")).encode()
 
 
-def ok(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONBody:
-    return JSONBody({"success": True, "data": data, **extra}, status_code=status, headers=headers)
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None,
+       **extra: Any) -> JSONBody:
+    return JSONBody({"success": True, "data": data, **extra}, status_code=status,
+                    headers=headers)
 
 
 class SimError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details, self.headers = details, headers
@@ -85,55 +77,37 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 _HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
 }
 
 
 def _validation_error(exc: RequestValidationError) -> JSONBody:
     errors = exc.errors()
     details = [
-        {
-            "field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query")),
-            "message": e.get("msg", ""),
-            "type": e.get("type", ""),
-        }
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query")),
+         "message": e.get("msg", ""), "type": e.get("type", "")}
         for e in errors
     ]
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONBody(
-            error_body("INVALID_JSON", "The request body is not valid JSON.", details),
-            status_code=400,
-        )
+        return JSONBody(error_body("INVALID_JSON", "The request body is not valid JSON.",
+                                   details), status_code=400)
     if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
-        return JSONBody(
-            error_body(
-                "INVALID_JSON",
-                "The request body must be a JSON object (Content-Type: application/json).",
-                details,
-            ),
-            status_code=400,
-        )
+        return JSONBody(error_body(
+            "INVALID_JSON",
+            "The request body must be a JSON object (Content-Type: application/json).",
+            details), status_code=400)
     first = details[0] if details else {"field": "", "message": "invalid request"}
     where = f"{first['field']}: " if first["field"] else ""
-    return JSONBody(
-        error_body("VALIDATION_ERROR", f"{where}{first['message']}", details), status_code=422
-    )
+    return JSONBody(error_body("VALIDATION_ERROR", f"{where}{first['message']}", details),
+                    status_code=422)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def sim_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SimError)
-        return JSONBody(
-            error_body(exc.code, exc.message, exc.details),
-            status_code=exc.status,
-            headers=exc.headers,
-        )
+        return JSONBody(error_body(exc.code, exc.message, exc.details),
+                        status_code=exc.status, headers=exc.headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -145,17 +119,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404 and message == "Not Found":
             message = f"No such endpoint: {request.method} {request.url.path}"
-        return JSONBody(
-            error_body(code, message),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return JSONBody(error_body(code, message), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("simulator bug on %s %s", request.method, request.url.path)
-        return JSONBody(
-            error_body("INTERNAL_ERROR", "Unexpected simulator error."), status_code=500
-        )
+        return JSONBody(error_body("INTERNAL_ERROR", "Unexpected simulator error."),
+                        status_code=500)
 
     app.add_exception_handler(SimError, sim_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -164,7 +134,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 # -- request bodies -------------------------------------------------------------------------
-
 
 def _http_url(value: str) -> str:
     if not re.match(r"^https?://[^\s/]+", value):
@@ -247,7 +216,6 @@ class CreditsBody(BaseModel):
 
 # -- the simulator's state ------------------------------------------------------------------
 
-
 class Simulator:
     """All state of one simulated PikcelAI; `app.state.sim`."""
 
@@ -302,9 +270,8 @@ class Simulator:
         `overrides` of the construction config applied until the next reset."""
         fixed = sorted(set(overrides or ()) & RESTART_FIELDS)
         if fixed:
-            raise SimError(
-                422, "VALIDATION_ERROR", f"{', '.join(fixed)} cannot change without a restart"
-            )
+            raise SimError(422, "VALIDATION_ERROR",
+                           f"{', '.join(fixed)} cannot change without a restart")
         merged = {**self.initial.model_dump(), **(overrides or {})}
         config = _model(SimConfig, merged)
         if config.seed is None:
@@ -329,13 +296,10 @@ class Simulator:
         now = time.time()
         balance = self.config.credits.get(label, self.config.default_credits)
         user = SimUser(
-            label=label,
-            id="usr_" + digest("user", label)[:16],
+            label=label, id="usr_" + digest("user", label)[:16],
             email=label if "@" in label else f"{label}@pikcel.test",
-            credits_balance=balance,
-            credits_included=balance,
-            created_at=now,
-            updated_at=now,
+            credits_balance=balance, credits_included=balance,
+            created_at=now, updated_at=now,
         )
         self.users_by_key[key] = user
         self.users_by_id[user.id] = user
@@ -343,15 +307,13 @@ class Simulator:
 
     def authenticate(self, authorization: str | None) -> SimUser:
         if not authorization:
-            raise SimError(
-                401, "UNAUTHORIZED", "Missing API key: send 'Authorization: Bearer <key>'."
-            )
+            raise SimError(401, "UNAUTHORIZED",
+                           "Missing API key: send 'Authorization: Bearer <key>'.")
         scheme, _, key = authorization.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
-            raise SimError(
-                401, "UNAUTHORIZED", "Malformed Authorization header: expected 'Bearer <key>'."
-            )
+            raise SimError(401, "UNAUTHORIZED",
+                           "Malformed Authorization header: expected 'Bearer <key>'.")
         user = self.users_by_key.get(key)
         if user is None:
             if not self.config.open_mode:
@@ -372,98 +334,58 @@ class Simulator:
     def tool(self, tool_id: str) -> ToolSpec:
         tool = self.tools.get(tool_id)
         if tool is None:
-            raise SimError(
-                400,
-                "TOOL_NOT_FOUND",
-                f"Unknown tool '{tool_id}'.",
-                {"tool_id": tool_id, "available": sorted(self.tools)},
-            )
+            raise SimError(400, "TOOL_NOT_FOUND", f"Unknown tool '{tool_id}'.",
+                           {"tool_id": tool_id, "available": sorted(self.tools)})
         if tool_id in self.config.inactive_tools:
-            raise SimError(
-                400,
-                "TOOL_NOT_FOUND",
-                f"Tool '{tool_id}' is not active at the moment.",
-                {"tool_id": tool_id, "is_active": False},
-            )
+            raise SimError(400, "TOOL_NOT_FOUND",
+                           f"Tool '{tool_id}' is not active at the moment.",
+                           {"tool_id": tool_id, "is_active": False})
         return tool
 
-    def resolve_parameters(
-        self, tool: ToolSpec, template_id: str | None, parameters: dict[str, Any] | None
-    ) -> dict[str, Any]:
+    def resolve_parameters(self, tool: ToolSpec, template_id: str | None,
+                           parameters: dict[str, Any] | None) -> dict[str, Any]:
         merged = {k: v for k, v in tool.default_parameters.items() if v is not None}
         if template_id is not None:
             template = TEMPLATES_BY_ID.get(template_id)
             if template is None:
-                raise SimError(
-                    400,
-                    "TEMPLATE_NOT_FOUND",
-                    f"Unknown template '{template_id}'.",
-                    {"template_id": template_id},
-                )
+                raise SimError(400, "TEMPLATE_NOT_FOUND", f"Unknown template '{template_id}'.",
+                               {"template_id": template_id})
             merged.update(template["parameters"])
         merged.update(parameters or {})
         problems = check_parameters(tool, merged)
         if problems:
-            raise SimError(
-                400,
-                "INVALID_PARAMETERS",
-                f"Invalid parameters for {tool.id}: {'; '.join(problems)}.",
-                {"problems": problems},
-            )
+            raise SimError(400, "INVALID_PARAMETERS",
+                           f"Invalid parameters for {tool.id}: {'; '.join(problems)}.",
+                           {"problems": problems})
         return merged
 
     def check_credits(self, user: SimUser, needed: int) -> None:
         if user.available < needed:
             raise SimError(
-                402,
-                "INSUFFICIENT_CREDITS",
+                402, "INSUFFICIENT_CREDITS",
                 f"Insufficient credits: this needs {needed} credit(s) but only "
                 f"{max(0, user.available)} are available.",
-                {
-                    "required": needed,
-                    "credits_balance": user.credits_balance,
-                    "credits_reserved": user.reserved,
-                },
+                {"required": needed, "credits_balance": user.credits_balance,
+                 "credits_reserved": user.reserved},
             )
 
-    def create_job(
-        self,
-        user: SimUser,
-        tool: ToolSpec,
-        *,
-        input_image_url: str,
-        parameters: dict[str, Any],
-        template_id: str | None,
-        priority: str,
-        webhook_url: str | None,
-        metadata: dict[str, Any] | None,
-        origin: str,
-        idempotency_key: str | None = None,
-        bulk_id: str | None = None,
-    ) -> SimJob:
+    def create_job(self, user: SimUser, tool: ToolSpec, *, input_image_url: str,
+                   parameters: dict[str, Any], template_id: str | None, priority: str,
+                   webhook_url: str | None, metadata: dict[str, Any] | None, origin: str,
+                   idempotency_key: str | None = None, bulk_id: str | None = None) -> SimJob:
         self.job_seq += 1
         seq = self.job_seq
         now = time.time()
         job_rng = random.Random(f"{self.config.seed}:job:{seq}")
         job = SimJob(
             id="job_" + digest(self.config.seed, "job", seq, self.config.id_namespace)[:24],
-            seq=seq,
-            user_id=user.id,
-            tool_id=tool.id,
-            tool_name=tool.name,
-            cost=tool.credits_required,
-            priority=priority,
-            input_image_url=input_image_url,
-            parameters=parameters,
-            template_id=template_id,
-            webhook_url=webhook_url,
-            metadata=metadata,
-            origin=self.config.public_url or origin,
-            created_at=now,
-            updated_at=now,
+            seq=seq, user_id=user.id,
+            tool_id=tool.id, tool_name=tool.name, cost=tool.credits_required,
+            priority=priority, input_image_url=input_image_url, parameters=parameters,
+            template_id=template_id, webhook_url=webhook_url, metadata=metadata,
+            origin=self.config.public_url or origin, created_at=now, updated_at=now,
             will_fail=job_rng.random() < self.config.faults.job_failure_rate,
-            idempotency_key=idempotency_key,
-            bulk_id=bulk_id,
+            idempotency_key=idempotency_key, bulk_id=bulk_id,
         )
         self.jobs[job.id] = job
         user.job_ids.append(job.id)
@@ -481,9 +403,8 @@ class Simulator:
     def user_job(self, user: SimUser, job_id: str) -> SimJob:
         job = self.jobs.get(job_id)
         if job is None or job.user_id != user.id:
-            raise SimError(
-                404, "JOB_NOT_FOUND", f"Job '{job_id}' was not found.", {"job_id": job_id}
-            )
+            raise SimError(404, "JOB_NOT_FOUND", f"Job '{job_id}' was not found.",
+                           {"job_id": job_id})
         return job
 
     def any_job(self, job_id: str) -> SimJob:
@@ -506,14 +427,9 @@ class Simulator:
             status = "completed"
         updated = max([bulk.created_at, *(j.updated_at for j in jobs)])
         return {
-            "id": bulk.id,
-            "total_images": len(jobs),
-            "completed": completed,
-            "failed": failed,
-            "status": status,
-            "jobs": [j.to_dict(self.base(base_url)) for j in jobs],
-            "created_at": iso(bulk.created_at),
-            "updated_at": iso(updated),
+            "id": bulk.id, "total_images": len(jobs), "completed": completed, "failed": failed,
+            "status": status, "jobs": [j.to_dict(self.base(base_url)) for j in jobs],
+            "created_at": iso(bulk.created_at), "updated_at": iso(updated),
         }
 
     def base(self, request_base: str) -> str:
@@ -533,12 +449,10 @@ def _parse_when(value: str | None, field: str, *, end: bool = False) -> float | 
             return moment + 86400 - 1e-6 if end else moment
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise SimError(
-            422,
-            "VALIDATION_ERROR",
-            f"{field}: not an ISO-8601 date or date-time: {value!r}",
-            [{"field": field, "message": "invalid date", "type": "value_error"}],
-        ) from None
+        raise SimError(422, "VALIDATION_ERROR",
+                       f"{field}: not an ISO-8601 date or date-time: {value!r}",
+                       [{"field": field, "message": "invalid date", "type": "value_error"}],
+                       ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
@@ -550,7 +464,7 @@ def request_origin(request: Request) -> str:
     root = request.scope.get("root_path", "")
     app_root = request.scope.get("app_root_path", "")
     if root.startswith(app_root) and not base.endswith(root):
-        base += root[len(app_root) :]
+        base += root[len(app_root):]
     return base
 
 
@@ -568,23 +482,12 @@ def _model(model: type[BaseModel], data: Any) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise SimError(
-            422,
-            "VALIDATION_ERROR",
-            f"{where}: {first['msg']}",
-            [
-                {
-                    "field": ".".join(str(p) for p in e["loc"]),
-                    "message": e["msg"],
-                    "type": e["type"],
-                }
-                for e in exc.errors()
-            ],
-        ) from None
+        raise SimError(422, "VALIDATION_ERROR", f"{where}: {first['msg']}",
+                       [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"],
+                         "type": e["type"]} for e in exc.errors()]) from None
 
 
 # -- the app --------------------------------------------------------------------------------
-
 
 def create_app(config: SimConfig | None = None) -> FastAPI:
     """A fresh simulator (its own state) as a FastAPI app; `app.state.sim` is the state."""
@@ -598,9 +501,8 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
         finally:
             await sim.stop()
 
-    app = FastAPI(
-        title="PikcelAI simulator", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None
-    )
+    app = FastAPI(title="PikcelAI simulator", version="1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.sim = sim
     install_error_handlers(app)
     app.add_middleware(FaultMiddleware, sim=sim)
@@ -612,50 +514,33 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
 
     @app.get("/api/ai-models")
     async def list_tools(user: User) -> Response:
-        tools = [
-            t.to_dict(active=t.id not in sim.config.inactive_tools) for t in sim.tools.values()
-        ]
+        tools = [t.to_dict(active=t.id not in sim.config.inactive_tools)
+                 for t in sim.tools.values()]
         return ok(tools, count=len(tools))
 
     @app.post("/api/jobs/dispatch")
     async def dispatch(body: DispatchBody, request: Request, user: User) -> Response:
         key = request.headers.get("idempotency-key")
-        fingerprint = digest(
-            body.tool_id,
-            body.input_image_url,
-            body.template_id,
-            json.dumps(body.parameters, sort_keys=True, default=str),
-        )
+        fingerprint = digest(body.tool_id, body.input_image_url, body.template_id,
+                             json.dumps(body.parameters, sort_keys=True, default=str))
         if key is not None:
             seen = sim.idempotency.get((user.id, key))
             if seen is not None:
                 job_id, status, seen_fingerprint = seen
                 if seen_fingerprint != fingerprint:
-                    raise SimError(
-                        422,
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "This Idempotency-Key was used for a different request.",
-                        {"job_id": job_id},
-                    )
-                return ok(
-                    sim.jobs[job_id].to_dict(base_of(request)),
-                    status,
-                    {"Idempotent-Replayed": "true"},
-                )
+                    raise SimError(422, "IDEMPOTENCY_KEY_REUSED",
+                                   "This Idempotency-Key was used for a different request.",
+                                   {"job_id": job_id})
+                return ok(sim.jobs[job_id].to_dict(base_of(request)), status,
+                          {"Idempotent-Replayed": "true"})
         tool = sim.tool(body.tool_id)
         parameters = sim.resolve_parameters(tool, body.template_id, body.parameters)
         sim.check_credits(user, tool.credits_required)
         job = sim.create_job(
-            user,
-            tool,
-            input_image_url=body.input_image_url,
-            parameters=parameters,
-            template_id=body.template_id,
-            priority=body.priority,
-            webhook_url=body.webhook_url,
-            metadata=body.metadata,
-            origin=request_origin(request),
-            idempotency_key=key,
+            user, tool, input_image_url=body.input_image_url, parameters=parameters,
+            template_id=body.template_id, priority=body.priority,
+            webhook_url=body.webhook_url, metadata=body.metadata,
+            origin=request_origin(request), idempotency_key=key,
         )
         if key is not None:
             sim.idempotency[(user.id, key)] = (job.id, 201, fingerprint)
@@ -663,27 +548,22 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
 
     @app.get("/api/jobs")
     async def list_jobs(
-        request: Request,
-        user: User,
+        request: Request, user: User,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0)] = 0,
-        status: str | None = None,
-        tool_id: str | None = None,
-        from_date: str | None = None,
-        to_date: str | None = None,
+        status: str | None = None, tool_id: str | None = None,
+        from_date: str | None = None, to_date: str | None = None,
     ) -> Response:
         wanted: set[str] | None = None
         if status:
             wanted = {s.strip() for s in status.split(",") if s.strip()}
             unknown = wanted - set(STATUSES)
             if unknown:
-                raise SimError(
-                    422,
-                    "VALIDATION_ERROR",
-                    f"status: unknown status {sorted(unknown)[0]!r}; expected one "
-                    f"of {', '.join(STATUSES)}",
-                    [{"field": "status", "message": "unknown status", "type": "enum"}],
-                )
+                raise SimError(422, "VALIDATION_ERROR",
+                               f"status: unknown status {sorted(unknown)[0]!r}; expected one "
+                               f"of {', '.join(STATUSES)}",
+                               [{"field": "status", "message": "unknown status",
+                                 "type": "enum"}])
         start = _parse_when(from_date, "from_date")
         end = _parse_when(to_date, "to_date", end=True)
         matched: list[SimJob] = []
@@ -698,14 +578,10 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             if end is not None and job.created_at > end:
                 continue
             matched.append(job)
-        page = matched[offset : offset + limit]
+        page = matched[offset: offset + limit]
         base = base_of(request)
-        return ok(
-            [j.to_dict(base) for j in page],
-            count=len(page),
-            total=len(matched),
-            has_more=offset + len(page) < len(matched),
-        )
+        return ok([j.to_dict(base) for j in page], count=len(page), total=len(matched),
+                  has_more=offset + len(page) < len(matched))
 
     @app.get("/api/jobs/{job_id}")
     async def get_job(job_id: str, request: Request, user: User) -> Response:
@@ -724,8 +600,7 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
 
     @app.post("/api/upload")
     async def upload(
-        request: Request,
-        user: User,
+        request: Request, user: User,
         file: Annotated[UploadFile, File()],
         folder: Annotated[str, Form()] = "uploads",
     ) -> Response:
@@ -736,43 +611,31 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
             raise SimError(400, "EMPTY_FILE", "The uploaded file is empty.")
         mime = (file.content_type or "application/octet-stream").split(";")[0].strip()
         if not mime.startswith("image/"):
-            raise SimError(
-                400,
-                "INVALID_FILE_TYPE",
-                f"Only images can be uploaded (got {mime}).",
-                {"mime_type": mime},
-            )
+            raise SimError(400, "INVALID_FILE_TYPE",
+                           f"Only images can be uploaded (got {mime}).", {"mime_type": mime})
         safe_folder = re.sub(r"[^A-Za-z0-9_-]+", "-", folder).strip("-") or "uploads"
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", file.filename or "image").strip("-.") or "image"
         path = f"uploads/{user.id}/{safe_folder}/{secrets.token_hex(8)}-{name}"
         sim.files.put(path, data, mime)
-        return ok(
-            {
-                "url": f"{base_of(request)}/files/{path}",
-                "path": path,
-                "size": len(data),
-                "mime_type": mime,
-                "uploaded_at": iso(time.time()),
-            },
-            201,
-        )
+        return ok({
+            "url": f"{base_of(request)}/files/{path}", "path": path, "size": len(data),
+            "mime_type": mime, "uploaded_at": iso(time.time()),
+        }, 201)
 
     @app.get("/api/enterprise/bulk/templates")
     async def list_templates(
-        user: User,
-        category: str | None = None,
-        search: str | None = None,
+        user: User, category: str | None = None, search: str | None = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Response:
         found = [
-            t
-            for t in TEMPLATES
+            t for t in TEMPLATES
             if (not category or t["category"] == category)
             and (not search or search.lower() in (t["name"] + " " + t["description"]).lower())
         ]
-        page = found[offset : offset + limit]
-        return ok(page, count=len(page), total=len(found), has_more=offset + len(page) < len(found))
+        page = found[offset: offset + limit]
+        return ok(page, count=len(page), total=len(found),
+                  has_more=offset + len(page) < len(found))
 
     @app.post("/api/enterprise/bulk/dispatch")
     async def bulk_dispatch(body: BulkBody, request: Request, user: User) -> Response:
@@ -780,32 +643,19 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
         if key is not None:
             seen = sim.idempotency.get((user.id, "bulk:" + key))
             if seen is not None:
-                return ok(
-                    sim.bulk_dict(sim.bulks[seen[0]], request_origin(request)),
-                    seen[1],
-                    {"Idempotent-Replayed": "true"},
-                )
+                return ok(sim.bulk_dict(sim.bulks[seen[0]], request_origin(request)), seen[1],
+                          {"Idempotent-Replayed": "true"})
         tool = sim.tool(body.tool_id)
         parameters = sim.resolve_parameters(tool, body.template_id, body.parameters)
         sim.check_credits(user, tool.credits_required * len(body.input_images))
-        bulk = SimBulk(
-            id="bulk_" + digest(sim.config.seed, "bulk", sim.job_seq)[:24],
-            user_id=user.id,
-            job_ids=[],
-            created_at=time.time(),
-        )
+        bulk = SimBulk(id="bulk_" + digest(sim.config.seed, "bulk", sim.job_seq)[:24],
+                       user_id=user.id, job_ids=[], created_at=time.time())
         for image in body.input_images:
             job = sim.create_job(
-                user,
-                tool,
-                input_image_url=image.url,
-                parameters=dict(parameters),
-                template_id=body.template_id,
-                priority=body.priority,
-                webhook_url=body.webhook_url,
-                metadata=image.metadata,
-                origin=request_origin(request),
-                bulk_id=bulk.id,
+                user, tool, input_image_url=image.url, parameters=dict(parameters),
+                template_id=body.template_id, priority=body.priority,
+                webhook_url=body.webhook_url, metadata=image.metadata,
+                origin=request_origin(request), bulk_id=bulk.id,
             )
             bulk.job_ids.append(job.id)
         sim.bulks[bulk.id] = bulk
@@ -919,11 +769,8 @@ def install_admin(app: FastAPI, sim: Simulator) -> None:
         elif action == "cancel":
             sim.engine.cancel(job)
         else:
-            raise SimError(
-                404,
-                "NOT_FOUND",
-                f"Unknown action '{action}' (start, progress, complete, fail, cancel).",
-            )
+            raise SimError(404, "NOT_FOUND",
+                           f"Unknown action '{action}' (start, progress, complete, fail, cancel).")
         return JSONBody(job.to_dict(sim.base(request_origin(request))))
 
 

@@ -22,9 +22,7 @@ class FaultConfig(BaseModel):
         default_factory=lambda: [500, 502, 503], description="5xx statuses drawn from"
     )
     commit_before_error: float = Field(
-        0.5,
-        ge=0,
-        le=1,
+        0.5, ge=0, le=1,
         description="chance that a faulted POST was carried out before the 5xx/timeout",
     )
     timeout_rate: float = Field(0.0, ge=0, le=1, description="share of requests held too long")
@@ -61,8 +59,7 @@ class SimConfig(BaseModel):
 
     seed: int | None = Field(None, description="None draws a random seed at start")
     id_namespace: str = Field(
-        "",
-        max_length=40,
+        "", max_length=40,
         description="mixed into job ids: simulators sharing a seed but feeding one database "
         "(tests) still issue distinct ids, as real PikcelAI accounts do",
     )

@@ -49,8 +49,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.sim.config.image_workers)
         self.http = httpx.AsyncClient(
-            timeout=self.sim.config.fetch_timeout,
-            follow_redirects=True,
+            timeout=self.sim.config.fetch_timeout, follow_redirects=True,
             headers={"User-Agent": "PikcelAI-Fetcher/1.0 (simulator)"},
         )
         self._task = asyncio.create_task(self._run(), name="pikcel-sim-scheduler")
@@ -116,11 +115,8 @@ class Engine:
         elif action == "progress":
             self.advance(job)
             if self.sim.config.auto_progress:
-                self.schedule(
-                    job,
-                    self._step_seconds(job),
-                    "finish" if job.progress >= PROGRESS_STEPS[-1] else "progress",
-                )
+                self.schedule(job, self._step_seconds(job),
+                              "finish" if job.progress >= PROGRESS_STEPS[-1] else "progress")
         elif action == "finish":
             self.spawn_finish(job)
 
@@ -154,9 +150,8 @@ class Engine:
         task.add_done_callback(self._work.discard)
         return task
 
-    async def finish(
-        self, job: SimJob, *, force: str | None = None, error_message: str | None = None
-    ) -> None:
+    async def finish(self, job: SimJob, *, force: str | None = None,
+                     error_message: str | None = None) -> None:
         """Do the tool's work and complete the job, or fail it with a clear message.
 
         `force="complete"` completes even when the input cannot be read (the output is
@@ -171,27 +166,23 @@ class Engine:
             self.fail(job, error_message or "Failed by the simulator (forced).")
             return
         if job.will_fail and force != "complete":
-            self.fail(
-                job,
-                "Simulated processing failure: the AI model could not process "
-                "this image (injected fault).",
-            )
+            self.fail(job, "Simulated processing failure: the AI model could not process "
+                           "this image (injected fault).")
             return
         assert self._slots is not None
         async with self._slots:
             try:
                 data = await self.fetch(job.input_image_url)
-                output = await asyncio.to_thread(imaging.process, job.tool_id, data, job.parameters)
+                output = await asyncio.to_thread(imaging.process, job.tool_id, data,
+                                                 job.parameters)
             except (FetchError, imaging.ImageError) as exc:
                 if not self._current(job, tick):
                     return
                 if force == "complete":
                     placeholder = imaging.encode(
-                        imaging.Image.new("RGB", (64, 64), (128, 128, 128)), "png"
-                    )
-                    output = await asyncio.to_thread(
-                        imaging.process, "convert-webp", placeholder, {}
-                    )
+                        imaging.Image.new("RGB", (64, 64), (128, 128, 128)), "png")
+                    output = await asyncio.to_thread(imaging.process, "convert-webp",
+                                                     placeholder, {})
                 else:
                     self.fail(job, f"{FETCH_ERROR}{exc}")
                     return
@@ -236,9 +227,8 @@ class Engine:
         job.progress = 100
         job.output_path, job.thumbnail_path = out_path, thumb_path
         job.completed_at = job.updated_at
-        job.processing_time_ms = round(
-            (job.completed_at - (job.started_at or job.created_at)) * 1000
-        )
+        job.processing_time_ms = round((job.completed_at - (job.started_at or job.created_at))
+                                       * 1000)
         job.credits_used = job.cost
         user = sim.users_by_id[job.user_id]
         user.reserved -= job.cost

@@ -26,10 +26,11 @@ def endpoint_name(method: str, path: str) -> str:
     return f"{method} {path}"
 
 
-def _json_error(
-    status: int, code: str, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None
-) -> tuple[Message, Message]:
-    body = json.dumps({"success": False, "error": {"code": code, "message": message}}).encode()
+def _json_error(status: int, code: str, message: str,
+                extra_headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Message, Message]:
+    body = json.dumps(
+        {"success": False, "error": {"code": code, "message": message}}
+    ).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -110,7 +111,7 @@ class FaultMiddleware:
         path = scope["path"]
         root = scope.get("root_path", "")
         if root and path.startswith(root):
-            path = path[len(root) :]
+            path = path[len(root):]
         if not path.startswith("/api/"):
             await self.app(scope, receive, send)
             return
@@ -138,8 +139,7 @@ class FaultMiddleware:
                 await asyncio.sleep(decision.latency)
             if decision.throttle is not None:
                 for message in _json_error(
-                    429,
-                    "RATE_LIMITED",
+                    429, "RATE_LIMITED",
                     f"Too many requests; retry after {decision.throttle} s.",
                     [(b"retry-after", str(decision.throttle).encode())],
                 ):
@@ -148,23 +148,20 @@ class FaultMiddleware:
                 if decision.commit:
                     await self.app(scope, receive, _discard)
                 for message in _json_error(
-                    decision.error,
-                    "INTERNAL_ERROR" if decision.error == 500 else "SERVICE_UNAVAILABLE",
-                    "The server had a problem (injected fault).",
+                    decision.error, "INTERNAL_ERROR" if decision.error == 500 else
+                    "SERVICE_UNAVAILABLE", "The server had a problem (injected fault).",
                 ):
                     await counting_send(message)
             elif decision.timeout:
                 if decision.commit:
                     await self.app(scope, receive, _discard)
                 try:
-                    await asyncio.wait_for(
-                        _disconnected(receive), self.sim.config.faults.timeout_seconds
-                    )
+                    await asyncio.wait_for(_disconnected(receive),
+                                           self.sim.config.faults.timeout_seconds)
                     status = 499  # the client gave up first
                 except TimeoutError:
-                    for message in _json_error(
-                        504, "GATEWAY_TIMEOUT", "The request timed out (injected fault)."
-                    ):
+                    for message in _json_error(504, "GATEWAY_TIMEOUT",
+                                               "The request timed out (injected fault)."):
                         await counting_send(message)
             elif decision.malformed:
                 await self._malformed(scope, receive, counting_send)

@@ -66,8 +66,7 @@ def process(tool_id: str, data: bytes, parameters: dict[str, Any]) -> Output:
     fmt = str(parameters.get("output_format") or "png").lower()
     if tool_id == "background-removal":
         result = remove_background(
-            image,
-            tolerance=int(parameters.get("tolerance", 40)),
+            image, tolerance=int(parameters.get("tolerance", 40)),
             feather=float(parameters.get("feather", 0) or 0),
         )
     elif tool_id == "upscale-2x":
@@ -75,14 +74,12 @@ def process(tool_id: str, data: bytes, parameters: dict[str, Any]) -> Output:
     elif tool_id == "white-background":
         size = parameters.get("size")
         result = white_background(
-            image,
-            size=int(size) if size else None,
+            image, size=int(size) if size else None,
             padding=float(parameters.get("padding", 5) or 0),
         )
     elif tool_id == "auto-enhance":
         result = auto_enhance(
-            image,
-            cutoff=float(parameters.get("cutoff", 1) or 0),
+            image, cutoff=float(parameters.get("cutoff", 1) or 0),
             sharpness=float(parameters.get("sharpness", 1.5)),
             color=float(parameters.get("color", 1.1)),
         )
@@ -99,23 +96,15 @@ def process(tool_id: str, data: bytes, parameters: dict[str, Any]) -> Output:
     else:
         raise ImageError(f"unknown tool {tool_id!r}")
     encoded = encode(
-        result,
-        fmt,
-        quality=int(parameters.get("quality", 90)),
+        result, fmt, quality=int(parameters.get("quality", 90)),
         lossless=bool(parameters.get("lossless", False)),
     )
     thumb_fmt = "png" if _has_alpha(result) else "jpeg"
     thumb = result.copy()
     thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
     return Output(
-        encoded,
-        fmt,
-        _MIME[fmt],
-        result.width,
-        result.height,
-        encode(thumb, thumb_fmt, quality=80),
-        thumb_fmt,
-        _MIME[thumb_fmt],
+        encoded, fmt, _MIME[fmt], result.width, result.height,
+        encode(thumb, thumb_fmt, quality=80), thumb_fmt, _MIME[thumb_fmt],
     )
 
 
@@ -153,10 +142,8 @@ def border_colour(image: Image.Image) -> tuple[int, int, int]:
     rgb = image.convert("RGB")
     w, h = rgb.size
     strips = [
-        rgb.crop((0, 0, w, 1)),
-        rgb.crop((0, h - 1, w, h)),
-        rgb.crop((0, 0, 1, h)),
-        rgb.crop((w - 1, 0, w, h)),
+        rgb.crop((0, 0, w, 1)), rgb.crop((0, h - 1, w, h)),
+        rgb.crop((0, 0, 1, h)), rgb.crop((w - 1, 0, w, h)),
     ]
     frame = Image.new("RGB", (2 * w + 2 * h, 1))
     x = 0
@@ -229,9 +216,8 @@ def background_mask(image: Image.Image, tolerance: int = 40) -> Image.Image:
         return _flood_from_frame(near)
     small = near.reduce(factor).point(lambda v: 255 if v == 255 else 0)
     seed = ImageChops.darker(
-        _flood_from_frame(small)
-        .resize((small.width * factor, small.height * factor), Image.Resampling.NEAREST)
-        .crop((0, 0, w, h)),
+        _flood_from_frame(small).resize((small.width * factor, small.height * factor),
+                                        Image.Resampling.NEAREST).crop((0, 0, w, h)),
         near,
     )
     seed = ImageChops.lighter(seed, _frame_seed(near))
@@ -287,12 +273,8 @@ def auto_enhance(
 
 
 def drop_shadow(
-    image: Image.Image,
-    *,
-    offset: tuple[int, int] = (12, 12),
-    blur: float = 10,
-    opacity: float = 0.5,
-    background: str | None = None,
+    image: Image.Image, *, offset: tuple[int, int] = (12, 12), blur: float = 10,
+    opacity: float = 0.5, background: str | None = None,
 ) -> Image.Image:
     """The image over a blurred dark copy of its silhouette, on a canvas grown to fit."""
     rgba = image.convert("RGBA")

@@ -18,7 +18,9 @@ def iso(ts: float | None) -> str | None:
     """Unix seconds -> ISO-8601 UTC with milliseconds and a Z."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
 
 
 def digest(*parts: object) -> str:
@@ -123,7 +125,8 @@ class SimJob:
             "progress": self.progress,
             "input_image_url": self.input_image_url,
             "output_image_url": f"{base}/files/{self.output_path}" if self.output_path else None,
-            "thumbnail_url": f"{base}/files/{self.thumbnail_path}" if self.thumbnail_path else None,
+            "thumbnail_url": f"{base}/files/{self.thumbnail_path}"
+            if self.thumbnail_path else None,
             "parameters": self.parameters,
             "template_id": self.template_id,
             "error_message": self.error_message,

@@ -28,7 +28,7 @@ def signing_key(secret: str) -> bytes:
     """`whsec_<base64>` -> the decoded bytes; anything else -> its UTF-8 bytes."""
     if secret.startswith("whsec_"):
         try:
-            return base64.b64decode(secret[len("whsec_") :], validate=True)
+            return base64.b64decode(secret[len("whsec_"):], validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("webhook secret starts with whsec_ but is not base64") from None
     return secret.encode()
@@ -117,23 +117,15 @@ class WebhookSender:
         if not url or not sim.config.send_webhooks:
             return
         body = json.dumps(
-            {
-                "event": event,
-                "job_id": job_dict["id"],
-                "job": job_dict,
-                "timestamp": iso(time.time()),
-            },
+            {"event": event, "job_id": job_dict["id"], "job": job_dict,
+             "timestamp": iso(time.time())},
             separators=(",", ":"),
         ).encode()
         faults = sim.config.faults
         rng = sim.fault_rng
         delivery = Delivery(
-            msg_id="msg_" + secrets.token_hex(12),
-            job_id=job_dict["id"],
-            event=event,
-            url=url,
-            body=body,
-            corrupt=rng.random() < faults.webhook_corrupt_rate,
+            msg_id="msg_" + secrets.token_hex(12), job_id=job_dict["id"], event=event, url=url,
+            body=body, corrupt=rng.random() < faults.webhook_corrupt_rate,
         )
         if delivery.corrupt:
             sim.counters.faults["webhook_corrupt"] += 1
@@ -187,9 +179,8 @@ class WebhookSender:
         assert self.client is not None
         delivery.attempt += 1
         timestamp = int(time.time())
-        headers = sign(
-            signing_key(sim.config.webhook_secret), delivery.msg_id, timestamp, delivery.body
-        )
+        headers = sign(signing_key(sim.config.webhook_secret), delivery.msg_id, timestamp,
+                       delivery.body)
         if delivery.corrupt:
             headers["webhook-signature"] = _corrupt(headers["webhook-signature"])
             headers["X-Pikcel-Signature"] = _corrupt(headers["X-Pikcel-Signature"])
@@ -198,25 +189,17 @@ class WebhookSender:
         error: str | None = None
         sim.counters.webhooks_sent += 1
         try:
-            response = await self.client.post(delivery.url, content=delivery.body, headers=headers)
+            response = await self.client.post(delivery.url, content=delivery.body,
+                                              headers=headers)
             status = response.status_code
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
-        sim.counters.webhook_log.append(
-            {
-                "webhook_id": delivery.msg_id,
-                "event": delivery.event,
-                "job_id": delivery.job_id,
-                "url": delivery.url,
-                "attempt": delivery.attempt,
-                "status": status,
-                "error": error,
-                "corrupt": delivery.corrupt,
-                "duplicate": delivery.duplicate,
-                "at": iso(time.time()),
-            }
-        )
+        sim.counters.webhook_log.append({
+            "webhook_id": delivery.msg_id, "event": delivery.event, "job_id": delivery.job_id,
+            "url": delivery.url, "attempt": delivery.attempt, "status": status, "error": error,
+            "corrupt": delivery.corrupt, "duplicate": delivery.duplicate, "at": iso(time.time()),
+        })
         if ok:
             sim.counters.webhooks_delivered += 1
             self.pending -= 1

@@ -46,8 +46,6 @@ def content_security_policy(query_string: bytes) -> str:
     except InvalidShopDomain:
         return CONTENT_SECURITY_POLICY
     return f"{CONTENT_SECURITY_POLICY} https://{domain}"
-
-
 PAGE_PREFIXES = ("/app", "/static")
 
 
