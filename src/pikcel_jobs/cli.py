@@ -65,6 +65,11 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 @app.command()
 def worker() -> None:
     """Run a worker: dispatch, poll, copy outputs, push. Run as many as you like."""
+    import signal
+
+    # SIGTERM while still starting (nothing claimed yet) is a clean stop, not a kill;
+    # once the loop runs, the worker's own handler replaces this one.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     import asyncio
 
     from pikcel_jobs.core.logging import configure_logging

@@ -14,6 +14,7 @@ import httpx
 from pikcel_jobs.config import Settings
 
 BIN = Path(sys.executable).parent / "pikcel-jobs"
+STARTUP_SECONDS = 2.0
 
 
 def process_env(settings: Settings, **extra: object) -> dict[str, str]:
@@ -47,8 +48,10 @@ class Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.args, self.env, self.log = args, env, log
         self.popen: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
 
     def start(self) -> Proc:
+        self.started = time.monotonic()
         handle = self.log.open("ab")
         self.popen = subprocess.Popen(
             [str(BIN), *self.args], env=self.env, stdout=handle, stderr=handle
@@ -64,6 +67,9 @@ class Proc:
         if self.popen is None:
             return None
         if self.popen.poll() is None:
+            # A process a few milliseconds old is still importing Python and has no
+            # handler yet: SIGTERM would kill it outright. Let it finish starting.
+            time.sleep(max(0.0, STARTUP_SECONDS - (time.monotonic() - self.started)))
             self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
