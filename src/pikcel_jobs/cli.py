@@ -78,7 +78,12 @@ def worker() -> None:
     settings = settings_or_exit()
     require_or_exit(settings, "pikcel_api_key")
     configure_logging(settings.log_level)
-    asyncio.run(run_worker_process(settings))
+    try:  # libuv's loop: less CPU per poll (bench/tracking_capacity.py)
+        import uvloop
+    except ImportError:
+        asyncio.run(run_worker_process(settings))
+    else:
+        uvloop.run(run_worker_process(settings))
 
 
 @app.command()

@@ -43,8 +43,10 @@ def backoff(tries: int, retry_after: float | None = None) -> timedelta:
 
 async def run_job(ctx: WorkerContext, job_id: str) -> None:
     """Do whatever is due for one claimed job."""
-    async with unit_of_work(ctx.sessions, read_only=True) as session:
-        job = await session.get(Job, job_id)
+    job = ctx.claimed.pop(job_id, None)
+    if job is None:
+        async with unit_of_work(ctx.sessions, read_only=True) as session:
+            job = await session.get(Job, job_id)
     if job is None or job.lease_owner != ctx.owner:
         return
     status = JobStatus(job.status)
@@ -199,9 +201,13 @@ async def write_polls(
     ids = sorted({p.job_id for p in polled})
     stmt = select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update()
     rows = {row.id: row for row in (await session.execute(stmt)).scalars()}
-    owned = [row for row in rows.values() if row.lease_owner == ctx.owner]
+    news = [
+        (row, p.remote)
+        for p in polled
+        if (row := rows.get(p.job_id)) is not None and row.lease_owner == ctx.owner
+    ]
     results: list[Exception | None] = []
-    async with batch_of_changes(session, owned):
+    async with batch_of_changes(session, news):
         for p in polled:
             row = rows.get(p.job_id)
             if row is None or row.lease_owner != ctx.owner:

@@ -66,18 +66,31 @@ def next_poll_delay(interval: float, *, changed: bool, initial: float, cap: floa
 
 
 @asynccontextmanager
-async def batch_of_changes(session: AsyncSession, jobs: Sequence[Job]) -> AsyncIterator[None]:
+async def batch_of_changes(
+    session: AsyncSession, news: Sequence[tuple[Job, RemoteJob]]
+) -> AsyncIterator[None]:
     """Many jobs about to take remote news in one transaction (webhooks, polls): what a
     status change reads (current attempts, the shops' notification settings) is read
-    once, and rollups and events are written once when the block ends."""
-    await repository.preload_current_attempts(session, jobs)
-    domains = sorted({job.shop for job in jobs})
+    once for the jobs whose status the news moves, and rollups and events are written
+    once when the block ends."""
+    moving = [job for job, remote in news if _moves_status(job, remote)]
+    await repository.preload_current_attempts(session, moving)
+    domains = sorted({job.shop for job in moving})
     # Held while the block runs: the session's identity map keeps objects only while
     # something refers to them, and `session.get(Shop, ...)` should find them there.
-    shops = (await session.execute(select(Shop).where(Shop.domain.in_(domains)))).scalars().all()
+    shops = (
+        (await session.execute(select(Shop).where(Shop.domain.in_(domains)))).scalars().all()
+        if domains
+        else []
+    )
     async with rollups.summed(session), events.collected(session):
         yield
     del shops
+
+
+def _moves_status(job: Job, remote: RemoteJob) -> bool:
+    target = REMOTE_STATUS.get(remote.status)
+    return target is not None and PROGRESS_RANK[target] > PROGRESS_RANK[JobStatus(job.status)]
 
 
 async def apply_remote(

@@ -10,6 +10,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from pikcel_jobs.config import Settings
 from pikcel_jobs.core.errors import Unauthorized
+from pikcel_jobs.web.csrf import check_origin
 
 SESSION_COOKIE = "pikcel_session"
 SESSION_MAX_AGE = 7 * 24 * 3600
@@ -80,8 +81,10 @@ def session_token_of(request: Request) -> str | None:
 
 async def connected_shop(request: Request) -> str:
     """`current_shop`, and on a session-token request for a shop without a usable
-    Shopify token, the token exchange that connects it (shops/connect.py)."""
+    Shopify token, the token exchange that connects it (shops/connect.py). A write on
+    the session cookie must come from our own origin (web/csrf.py: check_origin)."""
     shop = current_shop(request)
+    check_origin(request)
     token = session_token_of(request)
     runtime = getattr(request.app.state, "runtime", None)
     if token is not None and runtime is not None:

@@ -5,7 +5,10 @@ put in every form (`csrfToken`) or sent by the JS module (`X-CSRF-Token`) is
 `<salt>.<HMAC(secret, shop | nonce | salt)>`: it is bound to the signed-in shop and to
 that browser's cookie, so a page on another site can neither read nor forge one.
 JSON API calls authenticated with `Authorization: Bearer` (Shopify session tokens)
-carry no ambient credentials and are exempt.
+carry no ambient credentials and are exempt. JSON API writes that ride on the session
+cookie must come from our own origin (`check_origin`): a browser names the page that
+sent a request in `Origin` / `Sec-Fetch-Site`, which no page can forge, while scripts
+and API clients (curl, httpx) send neither and are not browsers a site could steer.
 """
 
 from __future__ import annotations
@@ -71,6 +74,25 @@ def request_nonce(request: Request) -> str:
 def token_for(request: Request, shop: str | None) -> str:
     settings: Settings = request.app.state.settings
     return make_token(settings, shop=shop or "", nonce=request_nonce(request))
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a cookie-authenticated write a browser sent from another site."""
+    if request.method in SAFE_METHODS or is_exempt(request):
+        return
+    settings: Settings = request.app.state.settings
+    own = {str(request.base_url).rstrip("/"), settings.app_url.rstrip("/")}
+    origin = request.headers.get("origin")
+    if request.headers.get("sec-fetch-site") == "cross-site" or (
+        origin is not None and origin not in own
+    ):
+        raise CsrfError(
+            "this request came from another website and was refused; "
+            "use the app's own pages, or call the API with a session token"
+        )
 
 
 def is_exempt(request: Request) -> bool:

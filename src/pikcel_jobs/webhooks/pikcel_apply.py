@@ -74,7 +74,8 @@ async def apply_deliveries(
 
     outcomes: list[Outcome] = []
     receipts: list[dict[str, str]] = []
-    async with batch_of_changes(session, list(jobs.values())):
+    news = [(jobs[d.event.job_id], d.event.job) for d in deliveries if d.event.job_id in jobs]
+    async with batch_of_changes(session, news):
         for d in deliveries:
             if seen.intersection(d.ids):
                 outcomes.append(Outcome.DUPLICATE)

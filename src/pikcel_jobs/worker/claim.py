@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
@@ -36,12 +37,16 @@ async def claim_due(
     lease_seconds: float,
     now: datetime | None = None,
     model: type[Leased] = Job,
+    rows: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Lease up to `limit` due rows of `model` (any table with id and lease columns)."""
+    """Lease up to `limit` due rows of `model` (any table with id and lease columns).
+    Given `rows`, the claimed rows themselves are put there by id, as they stand once
+    leased, so the handler need not read them again."""
     now = now or utcnow()
+    expires = now + timedelta(seconds=lease_seconds)
     async with unit_of_work(sessions) as session:
         stmt = (
-            select(model.id)
+            select(model if rows is not None else model.id)
             .where(
                 due_column <= now,
                 or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
@@ -51,14 +56,20 @@ async def claim_due(
         )
         if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
-        ids = list((await session.execute(stmt)).scalars().all())
+        found = list((await session.execute(stmt)).scalars().all())
+        ids = [row.id for row in found] if rows is not None else found
         if ids:
             await session.execute(
                 update(model)
                 .where(model.id.in_(ids))
-                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+                .values(lease_owner=owner, lease_expires_at=expires)
                 .execution_options(synchronize_session=False)
             )
+        if rows is not None:
+            for row in found:  # as committed: not a change for the session to flush
+                set_committed_value(row, "lease_owner", owner)
+                set_committed_value(row, "lease_expires_at", expires)
+                rows[row.id] = row
     return ids
 
 

@@ -28,6 +28,8 @@ class WorkerContext:
     shopify_http: httpx.AsyncClient | None = None
     # Writers shared by this process's handlers (db.group_commit), by name.
     group_commits: dict[str, GroupCommit[Any, Any]] = field(default_factory=dict)
+    # Rows as the claim leased them, for their handler (worker/claim.py: claim_due).
+    claimed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def webhook_url(self) -> str:

@@ -112,6 +112,42 @@ def https_app(app_settings: Settings) -> Iterator[str]:
         yield url
 
 
+async def test_api_writes_on_the_session_cookie_must_come_from_our_origin(
+    client_for: Client, api_url: str, app_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession], shop: str,
+) -> None:  # fmt: skip
+    """A page on another site can make a browser POST with our cookie (SameSite=Lax
+    aside, older browsers and same-site subdomains): the browser's Origin and
+    Sec-Fetch-Site give it away, and the write is refused before anything changes."""
+    if "postgresql" in app_settings.database_url:
+        pytest.skip("no database involved: the SQLite run covers it")
+    client = client_for(shop)
+    job_id = await new_job(client)
+    before = await snapshot(sessions, shop)
+    body = {"toolId": "background-removal", "inputImageUrl": IMAGE}
+    for headers in (
+        {"origin": "https://evil.example"},
+        {"origin": "null"},  # sandboxed frames and file pages
+        {"origin": api_url.replace("127.0.0.1", "localhost")},  # another origin, same host
+        {"sec-fetch-site": "cross-site"},
+    ):
+        for path, payload in (("/api/jobs", body), ("/api/jobs/cancel", {"jobId": job_id})):
+            answer = await client.post(path, json=payload, headers=headers)
+            assert answer.status_code == 403, (headers, path, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "CSRF_FAILED" and "another website" in error["message"]
+    assert await snapshot(sessions, shop) == before
+    # Reads are not refused, and our own pages (same origin) and API clients that send
+    # no Origin at all go through.
+    assert (await client.get("/api/jobs", headers={"origin": "https://evil.example"})).is_success
+    own = await client.post("/api/jobs", json=body, headers={"origin": api_url})
+    assert own.status_code == 201, own.text
+    same_site = {"sec-fetch-site": "same-origin", "origin": api_url}
+    cancelled = await client.post("/api/jobs/cancel", json={"jobId": job_id}, headers=same_site)
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await new_job(client)) != job_id
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 async def test_cookie_flags(
     api_url: str, https_app: str, scheme: str, app_settings: Settings
