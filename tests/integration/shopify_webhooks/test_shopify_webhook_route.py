@@ -38,7 +38,9 @@ PREVIOUS_SECRET = "the-secret-before-rotation"
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stack(app_settings: Settings) -> AsyncIterator[Stack]:
     async with running_stack(
-        app_settings, sim=SimConfig(seed=5, time_scale=1.0), shopify=True,
+        # Remote jobs take minutes (time_scale 30): "running at PikcelAI" stays true
+        # while a test uninstalls, however slow the machine is that day.
+        app_settings, sim=SimConfig(seed=5, time_scale=30.0), shopify=True,
         shopify_api_secret_previous=SecretStr(PREVIOUS_SECRET),
     ) as running:  # fmt: skip
         yield running
