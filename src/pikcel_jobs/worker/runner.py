@@ -4,7 +4,6 @@ stop cleanly (finish in-flight work, give back the rest) on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -78,6 +77,7 @@ class Worker:
         settings = self.ctx.settings
         log.info("worker %s started", self.ctx.owner)
         turn = 0
+        quiet = True
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while not self.stopping.is_set():
@@ -85,9 +85,14 @@ class Worker:
                 # Queues take turns at claiming first, so a backlog in one (thousands of
                 # dispatches) cannot keep every slot from another (pushes).
                 turn = (turn + 1) % max(1, len(self.queues))
+                # While work streams through, claim once a quarter of the slots is free,
+                # not for each finished handler: a claim is a transaction, and one per
+                # job doubled the database work of a poll. After a quiet wait (slow
+                # handlers holding most slots) whatever is free is claimed.
+                low_water = 1 if quiet else max(1, settings.worker_concurrency // 4)
                 for queue in self.queues[turn:] + self.queues[:turn]:
                     free = settings.worker_concurrency - len(self.running)
-                    if free <= 0:
+                    if free <= 0 or (self.running and free < low_water):
                         break
                     try:
                         if queue.plan is not None:
@@ -108,12 +113,15 @@ class Worker:
                         task = asyncio.create_task(self._handle(queue, job_id))
                         self.running.add(task)
                         task.add_done_callback(self.running.discard)
+                quiet = False
                 if claimed == 0 or len(self.running) >= settings.worker_concurrency:
                     self.wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         await asyncio.wait_for(
                             self.wakeup.wait(), settings.worker_idle_sleep_seconds
                         )
+                    except TimeoutError:
+                        quiet = True
         finally:
             try:
                 await self._drain(grace_seconds)

@@ -51,14 +51,21 @@ def names(n: int) -> list[str]:
     return [f"gc-{tag}-{i}" for i in range(n)]
 
 
-async def test_concurrent_callers_share_transactions(sessions: Sessions) -> None:
-    apply = Recorder()
+async def submit_all(
+    sessions: Sessions, apply: Recorder, items: list[str]
+) -> list[str | BaseException]:
+    """Every item submitted at once by its own caller; each caller's answer."""
     writer = GroupCommit(sessions, apply, name="test")
-    items = names(60)
     try:
-        results = await asyncio.gather(*(writer.submit(i) for i in items))
+        return await asyncio.gather(*(writer.submit(i) for i in items), return_exceptions=True)
     finally:
         await writer.stop()
+
+
+async def test_concurrent_callers_share_transactions(sessions: Sessions) -> None:
+    apply = Recorder()
+    items = names(60)
+    results = await submit_all(sessions, apply, items)
     assert results == [i.upper() for i in items]
     assert await stored(sessions, items) == set(items)
     assert sum(apply.batches) == 60
@@ -70,12 +77,7 @@ async def test_an_item_the_database_refuses_fails_alone(sessions: Sessions) -> N
     items = names(12)
     async with unit_of_work(sessions) as session:  # already recorded: a unique violation
         session.add(WebhookReceipt(source=SOURCE, delivery_id=items[5]))
-    apply = Recorder()
-    writer = GroupCommit(sessions, apply, name="test")
-    try:
-        results = await asyncio.gather(*(writer.submit(i) for i in items), return_exceptions=True)
-    finally:
-        await writer.stop()
+    results = await submit_all(sessions, Recorder(), items)
     assert isinstance(results[5], IntegrityError)
     assert [r for n, r in enumerate(results) if n != 5] == [
         i.upper() for n, i in enumerate(items) if n != 5
@@ -87,11 +89,7 @@ async def test_an_error_result_fails_only_its_caller(sessions: Sessions) -> None
     good = names(8)
     items = [*good[:4], "refuse-" + good[0], *good[4:]]
     apply = Recorder()
-    writer = GroupCommit(sessions, apply, name="test")
-    try:
-        results = await asyncio.gather(*(writer.submit(i) for i in items), return_exceptions=True)
-    finally:
-        await writer.stop()
+    results = await submit_all(sessions, apply, items)
     assert isinstance(results[4], ValueError) and "refused" in str(results[4])
     assert [r for r in results if not isinstance(r, Exception)] == [i.upper() for i in good]
     assert await stored(sessions, good) == set(good)
