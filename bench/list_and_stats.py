@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import random
-import secrets
 import sqlite3
 import sys
 import tempfile
@@ -39,6 +38,10 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+if not __package__:  # run as a file: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.export_large import fresh_database as throwaway_database
 from pikcel_jobs.db.engine import create_engine, create_sessionmaker, unit_of_work
 from pikcel_jobs.db.migrate import upgrade
 from pikcel_jobs.jobs import service
@@ -52,35 +55,18 @@ TARGET_P95_MS = 30.0
 TARGET_DEEP_RATIO = 10.0
 PAGE_SIZE = 25
 DAY_US = 86_400_000_000
-PG_ADMIN_URL = os.environ.get(
-    "PIKCEL_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 # ---------------------------------------------------------------------------------------
-# Throw-away databases (as tests/support/databases.py, without importing the test tree).
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"pikcel_bench_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+# Throw-away databases: the export benchmark's, in a temporary directory.
 
 
 @contextmanager
 def fresh_database(kind: str) -> Iterator[str]:
-    if kind == "postgresql":
-        with postgres_database() as url:
-            yield url
-    else:
-        with tempfile.TemporaryDirectory(prefix="pikcel-bench-") as directory:
-            yield f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+    with (
+        tempfile.TemporaryDirectory(prefix="pikcel-bench-") as directory,
+        throwaway_database(kind, Path(directory)) as url,
+    ):
+        yield url
 
 
 # ---------------------------------------------------------------------------------------

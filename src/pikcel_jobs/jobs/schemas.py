@@ -5,13 +5,21 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, HttpUrl, field_validator, model_validator
+from pydantic import AfterValidator, Field, HttpUrl, field_validator, model_validator
 
 from pikcel_jobs.core.errors import InvalidInput
 from pikcel_jobs.core.schemas import ApiInput, ApiModel
 from pikcel_jobs.jobs.states import JobStatus, PushStatus
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# A time the caller may send without a zone: read as UTC, as the API documents.
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 Priority = Literal["low", "normal", "high", "urgent"]
 MAX_PAGE_SIZE = 100
@@ -25,17 +33,10 @@ class JobFilter(ApiInput):
     tool_id: str | None = Field(None, max_length=100)
     product_id: str | None = Field(None, max_length=100)
     batch_id: str | None = Field(None, max_length=36)
-    from_: datetime | None = Field(None, alias="from")
-    to: datetime | None = None
+    from_: UtcDateTime | None = Field(None, alias="from")
+    to: UtcDateTime | None = None
     q: str | None = Field(None, max_length=200)
     meta: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("from_", "to")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
 
     @field_validator("meta")
     @classmethod
@@ -83,15 +84,8 @@ class JobCreate(ApiInput):
     priority: Priority = "normal"
     template_id: str | None = Field(None, max_length=100)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    scheduled_for: datetime | None = None
+    scheduled_for: UtcDateTime | None = None
     batch_id: str | None = Field(None, max_length=36)
-
-    @field_validator("scheduled_for")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
 
     @model_validator(mode="after")
     def _image_source(self) -> JobCreate:
@@ -179,11 +173,4 @@ class JobStats(ApiModel):
 
 class RescheduleBody(ApiInput):
     job_id: str = Field(min_length=1, max_length=64)
-    scheduled_for: datetime | None = None
-
-    @field_validator("scheduled_for")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+    scheduled_for: UtcDateTime | None = None

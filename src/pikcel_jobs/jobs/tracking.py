@@ -73,7 +73,7 @@ async def batch_of_changes(
     status change reads (current attempts, the shops' notification settings) is read
     once for the jobs whose status the news moves, and rollups and events are written
     once when the block ends."""
-    moving = [job for job, remote in news if _moves_status(job, remote)]
+    moving = [job for job, remote in news if moves_status(job, remote)]
     await repository.preload_current_attempts(session, moving)
     domains = sorted({job.shop for job in moving})
     # Held while the block runs: the session's identity map keeps objects only while
@@ -88,7 +88,9 @@ async def batch_of_changes(
     del shops
 
 
-def _moves_status(job: Job, remote: RemoteJob) -> bool:
+def moves_status(job: Job, remote: RemoteJob) -> bool:
+    """Whether the news moves the job's status forward (never backwards, never out of
+    a terminal state: a terminal status has the highest rank)."""
     target = REMOTE_STATUS.get(remote.status)
     return target is not None and PROGRESS_RANK[target] > PROGRESS_RANK[JobStatus(job.status)]
 
@@ -108,10 +110,9 @@ async def apply_remote(
     target = REMOTE_STATUS.get(remote.status)
     if target is None:
         return False
-    current = JobStatus(job.status)
     changed = False
 
-    if PROGRESS_RANK[target] > PROGRESS_RANK[current] and current not in TERMINAL:
+    if moves_status(job, remote):  # forward only: terminal states outrank every target
         # Only a status change touches the attempt row: a bare progress poll reads nothing more.
         attempt = await repository.current_attempt(session, job=job)
         fields: dict[str, object] = {"error_message": None}

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from pikcel_jobs.jobs.api import ok
 from pikcel_jobs.shops.auth import ShopDomain
 from pikcel_jobs.templates import service
 from pikcel_jobs.templates.models import JobTemplate
@@ -19,10 +20,6 @@ router = APIRouter(prefix="/api/templates", tags=["templates"])
 
 def template_json(template: JobTemplate) -> dict[str, Any]:
     return TemplateOut.model_validate(template).model_dump(by_alias=True, mode="json")
-
-
-def ok(status_code: int = 200, **payload: Any) -> JSONResponse:
-    return JSONResponse({"success": True, **payload}, status_code=status_code)
 
 
 @router.get("")
