@@ -11,12 +11,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pikcel_jobs.core.metrics import upstream_call
-from pikcel_jobs.db.base import utcnow
+from pikcel_jobs.db.base import table_of, utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.db.group_commit import GroupCommit
 from pikcel_jobs.events.models import record_event
@@ -24,7 +25,13 @@ from pikcel_jobs.jobs import repository
 from pikcel_jobs.jobs.actions import apply_cancel_answer, cancel_locally
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.jobs.states import TERMINAL, JobStatus, change_status
-from pikcel_jobs.jobs.tracking import RemoteJob, apply_remote, batch_of_changes
+from pikcel_jobs.jobs.tracking import (
+    RemoteJob,
+    apply_remote,
+    batch_of_changes,
+    next_poll_delay,
+    only_reschedules,
+)
 from pikcel_jobs.net.fetch import UnsafeURL, fetch_bytes
 from pikcel_jobs.pikcel.errors import PikcelError, PikcelNotFound
 from pikcel_jobs.storage.store import image_format, make_thumbnail
@@ -36,6 +43,38 @@ MAX_BACKOFF_SECONDS = 300.0
 MAX_COPY_TRIES = 8
 
 
+class DueJob(Protocol):
+    """What a handler reads of a claimed job: the claim's plain row (`DUE_JOB_COLUMNS`),
+    or the Job itself when it was read apart."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def shop(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def pikcel_job_id(self) -> str | None: ...
+    @property
+    def cancel_requested_at(self) -> datetime | None: ...
+    @property
+    def deadline_at(self) -> datetime | None: ...
+    @property
+    def output_key(self) -> str | None: ...
+    @property
+    def remote_output_url(self) -> str | None: ...
+    @property
+    def lease_owner(self) -> str | None: ...
+
+
+DUE_JOB_COLUMNS = (
+    "id", "shop", "status", "attempt", "pikcel_job_id", "cancel_requested_at", "deadline_at",
+    "output_key", "remote_output_url", "lease_owner",
+)  # fmt: skip
+
+
 def backoff(tries: int, retry_after: float | None = None) -> timedelta:
     seconds = min(MAX_BACKOFF_SECONDS, 2.0 ** min(tries, 10))
     return timedelta(seconds=max(seconds, retry_after or 0))
@@ -43,7 +82,7 @@ def backoff(tries: int, retry_after: float | None = None) -> timedelta:
 
 async def run_job(ctx: WorkerContext, job_id: str) -> None:
     """Do whatever is due for one claimed job."""
-    job = ctx.claimed.pop(job_id, None)
+    job: DueJob | None = ctx.claimed.pop(job_id, None)
     if job is None:
         async with unit_of_work(ctx.sessions, read_only=True) as session:
             job = await session.get(Job, job_id)
@@ -144,7 +183,7 @@ async def fail(session: AsyncSession, job: Job, message: str, *, now: datetime) 
         attempt.finished_at = now
 
 
-async def poll(ctx: WorkerContext, job: Job) -> None:
+async def poll(ctx: WorkerContext, job: DueJob) -> None:
     assert job.pikcel_job_id is not None
     now = utcnow()
     if job.deadline_at is not None and now > job.deadline_at:
@@ -198,34 +237,71 @@ def poll_writes(ctx: WorkerContext) -> GroupCommit[Polled, None]:
 async def write_polls(
     session: AsyncSession, polled: list[Polled], *, ctx: WorkerContext
 ) -> list[Exception | None]:
+    """Most answers only say "still working": those rows get their next poll time in one
+    Core statement; the rest (a status move, more progress, another remote job) go
+    through the state machine as ORM rows. Every row is locked first and must still
+    be leased by us."""
+    table = table_of(Job)
+    conn = await session.connection()
     ids = sorted({p.job_id for p in polled})
-    stmt = select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update()
+    look = (
+        select(table.c.id, table.c.lease_owner, table.c.status, table.c.progress,
+               table.c.pikcel_job_id, table.c.poll_interval_seconds)
+        .where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
+    )  # fmt: skip
+    found = {row.id: row for row in await conn.execute(look)}
+    now = utcnow()
+    results: list[Exception | None] = [None] * len(polled)
+    quiet: list[dict[str, object]] = []
+    busy: dict[int, Polled] = {}
+    for n, p in enumerate(polled):
+        row = found.get(p.job_id)
+        if row is None or row.lease_owner != ctx.owner:
+            results[n] = LeaseLost(p.job_id)
+        elif row.pikcel_job_id == p.remote.id and only_reschedules(
+            row.status, row.progress, p.remote
+        ):
+            interval = next_poll_delay(
+                row.poll_interval_seconds, changed=False,
+                initial=ctx.settings.poll_initial_seconds, cap=ctx.settings.poll_max_seconds,
+            )  # fmt: skip
+            quiet.append({"b_id": row.id, "b_interval": interval,
+                          "b_next": now + timedelta(seconds=interval)})  # fmt: skip
+        else:
+            busy[n] = p
+    if quiet:
+        await conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(poll_interval_seconds=bindparam("b_interval"),
+                    next_attempt_at=bindparam("b_next"), lease_owner=None, lease_expires_at=None),
+            quiet,
+        )  # fmt: skip
+    if busy:
+        await write_news(session, busy, ctx=ctx, now=now)
+    return results
+
+
+async def write_news(
+    session: AsyncSession, busy: dict[int, Polled], *, ctx: WorkerContext, now: datetime
+) -> None:
+    """Poll answers that change a row (already locked and checked to be ours)."""
+    stmt = select(Job).where(Job.id.in_(sorted({p.job_id for p in busy.values()})))
     rows = {row.id: row for row in (await session.execute(stmt)).scalars()}
-    news = [
-        (row, p.remote)
-        for p in polled
-        if (row := rows.get(p.job_id)) is not None and row.lease_owner == ctx.owner
-    ]
-    results: list[Exception | None] = []
+    news = [(rows[p.job_id], p.remote) for p in busy.values()]
     async with batch_of_changes(session, news):
-        for p in polled:
-            row = rows.get(p.job_id)
-            if row is None or row.lease_owner != ctx.owner:
-                results.append(LeaseLost(p.job_id))
-                continue
-            if row.pikcel_job_id == p.remote.id:  # else a retry replaced the remote job
+        for row, remote in news:
+            if row.pikcel_job_id == remote.id:  # else a retry replaced the remote job
                 await apply_remote(
-                    session, row, p.remote, via="poll", now=utcnow(),
+                    session, row, remote, via="poll", now=now,
                     poll_initial=ctx.settings.poll_initial_seconds,
                     poll_max=ctx.settings.poll_max_seconds,
                 )  # fmt: skip
             row.lease_owner = None
             row.lease_expires_at = None
-            results.append(None)
-    return results
 
 
-async def copy_output(ctx: WorkerContext, job: Job) -> None:
+async def copy_output(ctx: WorkerContext, job: DueJob) -> None:
     """Keep our own copy of the output and a thumbnail; point the job at them."""
     assert job.remote_output_url is not None
     base = f"{job.shop}/{job.id}/{job.attempt}"
@@ -268,7 +344,7 @@ async def copy_failed(ctx: WorkerContext, job_id: str, reason: str) -> None:
         log.warning("copying the output of %s failed: %s", job_id, reason)
 
 
-async def cancel_requested(ctx: WorkerContext, job: Job) -> None:
+async def cancel_requested(ctx: WorkerContext, job: DueJob) -> None:
     """A bulk cancel reached a job running upstream: cancel it there, then here."""
     remote = None
     if job.pikcel_job_id is not None:

@@ -95,6 +95,21 @@ def moves_status(job: Job, remote: RemoteJob) -> bool:
     return target is not None and PROGRESS_RANK[target] > PROGRESS_RANK[JobStatus(job.status)]
 
 
+def only_reschedules(status: str, progress: int, remote: RemoteJob) -> bool:
+    """Whether `apply_remote` would change nothing but the next poll time of an active
+    job in `status` at `progress` (the common answer: "still working")."""
+    if status not in (JobStatus.PENDING, JobStatus.PROCESSING):
+        return False
+    target = REMOTE_STATUS.get(remote.status)
+    if target is None or PROGRESS_RANK[target] > PROGRESS_RANK[JobStatus(status)]:
+        return False
+    return not (status == JobStatus.PROCESSING and _progress(remote) > progress)
+
+
+def _progress(remote: RemoteJob) -> int:
+    return -1 if remote.progress is None else max(0, min(99, int(remote.progress)))
+
+
 async def apply_remote(
     session: AsyncSession,
     job: Job,
@@ -138,7 +153,7 @@ async def apply_remote(
                 attempt.error_message = job.error_message
 
     if job.status == JobStatus.PROCESSING and remote.progress is not None:
-        progress = max(0, min(99, int(remote.progress)))
+        progress = _progress(remote)
         if progress > job.progress:
             job.progress = progress
             record_event(session, job, "progress", {"progress": progress, "via": via})

@@ -6,7 +6,7 @@ machines take disjoint rows. SQLite: the same statement inside `BEGIN IMMEDIATE`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,9 +14,8 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.orm.attributes import set_committed_value
 
-from pikcel_jobs.db.base import utcnow
+from pikcel_jobs.db.base import table_of, utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.jobs.models import Job
 
@@ -37,40 +36,41 @@ async def claim_due(
     lease_seconds: float,
     now: datetime | None = None,
     model: type[Leased] = Job,
+    columns: Sequence[str] = (),
     rows: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Lease up to `limit` due rows of `model` (any table with id and lease columns).
-    Given `rows`, the claimed rows themselves are put there by id, as they stand once
-    leased, so the handler need not read them again."""
+    """Lease up to `limit` due rows of `model` (any table with id and lease columns), in
+    one statement: `UPDATE ... WHERE id IN (due ids, FOR UPDATE SKIP LOCKED on
+    PostgreSQL) RETURNING`. Given `rows`, the claimed rows' `columns` (as plain rows,
+    not ORM objects) are put there by id, as they stand once leased, so the handler
+    need not read them again."""
     now = now or utcnow()
-    expires = now + timedelta(seconds=lease_seconds)
+    table = table_of(model)
+    due = table.c[due_column.key]
     async with unit_of_work(sessions) as session:
-        stmt = (
-            select(model if rows is not None else model.id)
+        conn = await session.connection()
+        pick = (
+            select(table.c.id)
             .where(
-                due_column <= now,
-                or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
+                due <= now,
+                or_(table.c.lease_expires_at.is_(None), table.c.lease_expires_at < now),
             )
-            .order_by(due_column)
+            .order_by(due)
             .limit(limit)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        found = list((await session.execute(stmt)).scalars().all())
-        ids = [row.id for row in found] if rows is not None else found
-        if ids:
-            await session.execute(
-                update(model)
-                .where(model.id.in_(ids))
-                .values(lease_owner=owner, lease_expires_at=expires)
-                .execution_options(synchronize_session=False)
-            )
-        if rows is not None:
-            for row in found:  # as committed: not a change for the session to flush
-                set_committed_value(row, "lease_owner", owner)
-                set_committed_value(row, "lease_expires_at", expires)
-                rows[row.id] = row
-    return ids
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        wanted = ["id", *(c for c in columns if c != "id")] if rows is not None else ["id"]
+        stmt = (
+            update(table)
+            .where(table.c.id.in_(pick.scalar_subquery()))
+            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(*(table.c[name] for name in wanted))
+        )
+        found = (await conn.execute(stmt)).all()
+    if rows is not None:
+        rows.update((row.id, row) for row in found)
+    return [row.id for row in found]
 
 
 @asynccontextmanager

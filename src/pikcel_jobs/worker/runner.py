@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,16 +39,16 @@ class Queue:
         handler: Handler,
         model: Any = Job,
         plan: Planner | None = None,
-        prefetch: bool = False,
+        prefetch: Sequence[str] = (),
     ):
         self.name = name
         self.due_column = due_column
         self.model = model
         self.handler = handler
         self.plan = plan
-        # The claim hands the rows to the handler (`WorkerContext.claimed`), saving it a
+        # Columns the claim hands to the handler (`WorkerContext.claimed`), saving it a
         # read: worth it for the busiest queue (polls).
-        self.prefetch = prefetch
+        self.prefetch = tuple(prefetch)
 
 
 class Worker:
@@ -100,6 +100,7 @@ class Worker:
                         ids = await claim_due(
                             self.ctx.sessions, owner=self.ctx.owner, due_column=queue.due_column,
                             model=queue.model,
+                            columns=queue.prefetch,
                             rows=self.ctx.claimed if queue.prefetch else None,
                             limit=min(free, settings.worker_batch_size),
                             lease_seconds=settings.lease_seconds,
@@ -175,7 +176,7 @@ class Worker:
 
 
 def default_queues() -> list[Queue]:
-    from pikcel_jobs.jobs.tasks import run_job
+    from pikcel_jobs.jobs.tasks import DUE_JOB_COLUMNS, run_job
     from pikcel_jobs.notifications.models import NotificationDelivery
     from pikcel_jobs.notifications.tasks import DigestPlanner, deliver
     from pikcel_jobs.push.tasks import run_push
@@ -183,7 +184,7 @@ def default_queues() -> list[Queue]:
     from pikcel_jobs.schedules.tasks import run_schedule
 
     return [
-        Queue("jobs", Job.next_attempt_at, run_job, prefetch=True),
+        Queue("jobs", Job.next_attempt_at, run_job, prefetch=DUE_JOB_COLUMNS),
         Queue("push", Job.push_next_at, run_push),
         Queue("schedules", Schedule.next_run_at, run_schedule, model=Schedule),
         Queue(
