@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     job_deadline_seconds: float = Field(3600.0, gt=0)
     upstream_rps: float = Field(20.0, gt=0)
     upstream_concurrency: int = Field(10, ge=1)
-    worker_concurrency: int = Field(16, ge=1)
+    # Handlers wait on commits and the limiter too: about 3x the upstream connections keep
+    # those busy (bench/tracking_capacity.py).
+    worker_concurrency: int = Field(32, ge=1)
     worker_batch_size: int = Field(50, ge=1)
     lease_seconds: float = Field(60.0, gt=0)
     worker_idle_sleep_seconds: float = Field(0.5, gt=0)

@@ -40,8 +40,10 @@ class Runtime:
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
-    def create(cls, settings: Settings) -> Runtime:
-        engine = create_engine(settings.database_url)
+    def create(cls, settings: Settings, *, pre_ping: bool = True) -> Runtime:
+        """`pre_ping`: test each pooled PostgreSQL connection before use (a round trip),
+        so a request after a database restart does not fail once."""
+        engine = create_engine(settings.database_url, pool_pre_ping=pre_ping)
         limiter = RateLimiter(settings.upstream_rps, concurrency=settings.upstream_concurrency)
         runtime = cls(
             settings=settings,

@@ -40,6 +40,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.pop("pool_pre_ping", None)  # a file's connections are never dropped
         engine = create_async_engine(url, connect_args={"timeout": 15}, **kwargs)
         sync_engine = engine.sync_engine
 

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -30,8 +31,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ValidationError
 
 from .errors import (
@@ -104,7 +103,6 @@ class PikcelClient:
         backoff_base: float = 0.25,
         backoff_max: float = 8.0,
         tools_ttl: float = 300.0,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -122,22 +120,33 @@ class PikcelClient:
         self.retries = 0
         self._random = random.Random()
         self._cache_key = base + "|" + hashlib.sha256(api_key.encode()).hexdigest()
-        connections = max(limiter.concurrency if limiter else 0, 20)
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._http = httpx.AsyncClient(
-            base_url=base,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Accept": "application/json",
-                "User-Agent": USER_AGENT,
-            },
-            timeout=httpx.Timeout(timeout),
-            limits=limits,
-            # aiohttp underneath: the same httpx API at a quarter of httpcore's CPU per
-            # request (httpcore probes every pooled connection with a poll() per request),
-            # which is what bounds one worker's polls per second (docs/benchmarks.md).
-            transport=transport or AiohttpTransport(limits=limits),
+        self._connections = max(limiter.concurrency if limiter else 0, 20)
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        # Like httpx.Timeout(timeout): each phase (waiting for a pooled connection,
+        # connecting, every read) may take `timeout`; there is no total.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
         )
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        """The pooled session, made in the running loop on first use (aiohttp binds a
+        session to its loop): aiohttp costs a quarter of httpx's CPU per request, which
+        is what bounds one worker's polls per second (docs/benchmarks.md)."""
+        session, loop = self._session, asyncio.get_running_loop()
+        if session is None or session.closed or self._session_loop is not loop:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                headers=self._headers,
+                timeout=self._timeout,
+            )
+            self._session, self._session_loop = session, loop
+        return session
 
     async def __aenter__(self) -> PikcelClient:
         return self
@@ -151,7 +160,8 @@ class PikcelClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     # -- endpoints ------------------------------------------------------------------------
 
@@ -401,17 +411,41 @@ class PikcelClient:
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return self._random.uniform(ceiling / 2, ceiling)
 
-    async def _attempt(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body: aiohttp.FormData | None = None
+        if files or data:
+            body = aiohttp.FormData()
+            for name, value in (data or {}).items():
+                body.add_field(name, str(value))
+            for name, (filename, content, content_type) in (files or {}).items():
+                body.add_field(name, content, filename=filename, content_type=content_type)
         slot: AbstractAsyncContextManager[None] = (
             self.limiter.slot() if self.limiter is not None else nullcontext()
         )
         async with slot:
             self.attempts += 1
             try:
-                response = await self._http.request(method, path, **kwargs)
-            except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
+                async with self._open_session().request(
+                    method, self.base_url + path, params=params, json=json, data=body,
+                    headers=headers,
+                ) as response:  # fmt: skip
+                    answer = Answer(
+                        response.status, response.reason or "", response.headers,
+                        await response.read(),
+                    )  # fmt: skip
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise _network_error(exc, method, path) from exc
-        return _envelope(response)
+        return _envelope(answer)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -445,16 +479,23 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def _network_error(exc: Exception, method: str, path: str) -> PikcelNetworkError:
-    """What went wrong on the wire, judged by aiohttp's own exception where there is one
-    (the transport's httpx classes file a refused connection under timeouts)."""
-    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-    name = type(cause).__name__
-    if isinstance(cause, httpx.TimeoutException | TimeoutError):
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are asyncio's (builtin) TimeoutError
         return PikcelNetworkError(f"{name} on {method} {path}", timeout=True)
-    return PikcelNetworkError(f"{name} on {method} {path}: {cause}")
+    return PikcelNetworkError(f"{name} on {method} {path}: {exc}")
 
 
-def _envelope(response: httpx.Response) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, read whole (PikcelAI's answers are small JSON documents)."""
+
+    status_code: int
+    reason_phrase: str
+    headers: Mapping[str, str]
+    content: bytes
+
+
+def _envelope(response: Answer) -> dict[str, Any]:
     """The success envelope of `response`, or the matching PikcelError raised."""
     status = response.status_code
     retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -488,6 +529,6 @@ def _envelope(response: httpx.Response) -> dict[str, Any]:
     raise api_error(status, code, message, details, retry_after)
 
 
-def _snippet(response: httpx.Response, size: int = 80) -> str:
+def _snippet(response: Answer, size: int = 80) -> str:
     text = response.content[:size].decode("utf-8", "replace")
     return repr(text) + ("…" if len(response.content) > size else "")

@@ -22,7 +22,10 @@ def start_worker(runtime: Runtime, owner: str | None = None) -> Worker:
 
 
 async def run_worker_process(settings: Settings) -> None:
-    runtime = Runtime.create(settings)
+    # No ping before each transaction: it cost a quarter of a PostgreSQL worker's CPU per
+    # poll, and a worker's database errors are retried anyway (a failed claim is tried
+    # again, a failed write leaves the lease to expire); the pool drops dead connections.
+    runtime = Runtime.create(settings, pre_ping=False)
     worker = start_worker(runtime)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
