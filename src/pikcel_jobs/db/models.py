@@ -11,6 +11,7 @@ from pikcel_jobs.schedules.models import Schedule
 from pikcel_jobs.shops.models import Shop
 from pikcel_jobs.templates.models import JobTemplate
 from pikcel_jobs.webhooks.models import WebhookReceipt
+from pikcel_jobs.worker.models import WorkerProcess
 
 __all__ = [
     "Base",
@@ -26,4 +27,5 @@ __all__ = [
     "Schedule",
     "Shop",
     "WebhookReceipt",
+    "WorkerProcess",
 ]

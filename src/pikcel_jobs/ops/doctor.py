@@ -22,6 +22,7 @@ from pikcel_jobs.runtime import Runtime
 from pikcel_jobs.shopify.errors import ShopifyError
 from pikcel_jobs.shops.models import Shop
 from pikcel_jobs.shops.service import ShopNotConnected, access_token_for, graphql_for
+from pikcel_jobs.worker.membership import live_workers
 
 MAX_SHOPS_CHECKED = 50
 WORKER_LAG_LIMIT = timedelta(minutes=2)
@@ -206,15 +207,19 @@ async def worker_alive(runtime: Runtime) -> Check:
                 )
             )
         ).scalar()
+        live = await live_workers(session)
+    rps = runtime.settings.upstream_rps
+    share = f"{live} worker process(es) live, sharing {rps:g} PikcelAI requests/s"
     if oldest is not None and now - oldest > WORKER_LAG_LIMIT:
         waited = int((now - oldest).total_seconds())
         return Check(
             "worker",
             False,
-            f"due work has waited {waited} s unclaimed",
+            f"due work has waited {waited} s unclaimed; {share}",
             "start one or more 'pikcel-jobs worker' processes (same DATABASE_URL)",
         )
-    return Check("worker", True, "due work is being claimed" if oldest else "nothing is waiting")
+    state = "due work is being claimed" if oldest else "nothing is waiting"
+    return Check("worker", True, f"{state}; {share}")
 
 
 async def stuck_jobs(runtime: Runtime) -> Check:

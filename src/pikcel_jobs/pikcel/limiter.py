@@ -36,9 +36,31 @@ class RateLimiter:
         self._semaphore = asyncio.Semaphore(concurrency)
         self.granted = 0
         self.waited_seconds = 0.0
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate from now on (a worker's share of the global cap changed)."""
+        if rate <= 0:
+            raise ValueError("rate must be > 0 requests per second")
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self._pace)
+        self._last = now
+        self.rate = float(rate)
+        self._pace = self.rate * PACING
+
+    def hold(self) -> None:
+        """Grant nothing until `release` (a joining worker waits for the others to
+        count it before it spends its share: worker/membership.py)."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     async def acquire_token(self) -> None:
         """Wait for one token (FIFO among waiters)."""
+        if not self._open.is_set():
+            await self._open.wait()
         async with self._lock:
             while True:
                 now = time.monotonic()

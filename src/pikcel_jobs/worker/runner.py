@@ -17,6 +17,7 @@ from pikcel_jobs.db.base import new_id
 from pikcel_jobs.jobs.models import Job
 from pikcel_jobs.worker.claim import LeaseLost, claim_due, release_leases, renew_leases
 from pikcel_jobs.worker.context import WorkerContext
+from pikcel_jobs.worker.membership import Membership
 
 log = logging.getLogger("pikcel_jobs.worker")
 Handler = Callable[[WorkerContext, str], Awaitable[None]]
@@ -79,6 +80,12 @@ class Worker:
         turn = 0
         quiet = True
         heartbeat = asyncio.create_task(self._heartbeat())
+        # This worker's share of the global upstream cap (worker/membership.py).
+        membership = Membership(
+            self.ctx.sessions, owner=self.ctx.owner, limiter=self.ctx.pikcel.limiter,
+            cap=settings.upstream_rps,
+        )  # fmt: skip
+        member = asyncio.create_task(membership.run())
         try:
             while not self.stopping.is_set():
                 claimed = 0
@@ -128,6 +135,12 @@ class Worker:
                 await self._drain(grace_seconds)
             finally:
                 heartbeat.cancel()
+                member.cancel()
+                await asyncio.gather(member, return_exceptions=True)
+                try:
+                    await membership.leave()
+                except Exception:  # its row stops counting once it is not refreshed
+                    log.warning("leaving the workers failed", exc_info=True)
 
     async def _heartbeat(self) -> None:
         """Every third of a lease, extend the leases of the rows being handled here."""

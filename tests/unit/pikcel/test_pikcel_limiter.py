@@ -98,3 +98,30 @@ def test_shared_limiter_is_one_per_setting() -> None:
 def test_invalid_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RateLimiter(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_new_rate_paces_the_grants_that_follow() -> None:
+    """A worker's share of the global cap changes as workers come and go."""
+    limiter = RateLimiter(200, concurrency=4)
+    limiter.set_rate(25)
+    grants: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot():
+            grants.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(6)))
+    assert min(b - a for a, b in itertools.pairwise(grants)) >= 1 / 25 - 0.002
+    with pytest.raises(ValueError):
+        limiter.set_rate(0)
+
+
+async def test_nothing_is_granted_while_held() -> None:
+    limiter = RateLimiter(1000, concurrency=4)
+    limiter.hold()
+    waiting = asyncio.create_task(limiter.acquire_token())
+    await asyncio.sleep(0.1)
+    assert not waiting.done() and limiter.granted == 0
+    limiter.release()
+    await asyncio.wait_for(waiting, 1)
+    assert limiter.granted == 1

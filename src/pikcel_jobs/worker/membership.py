@@ -1,0 +1,120 @@
+"""The global cap on PikcelAI requests (DESIGN §2), shared by the workers that run.
+
+Each worker process keeps a row in `worker_processes` fresh and paces its own limiter at
+`UPSTREAM_RPS / live workers`, so together they stay under the cap with no database
+round trip per request. A row not refreshed for `LIVE_SECONDS` no longer counts (a
+killed worker); a worker that stops deletes its row. A worker joining others sends
+nothing until each of them has had a refresh to count it and lower its own share, so
+the sum stays under the cap while workers come and go; one that leaves or dies only
+leaves capacity unused until the next refresh. Web processes are not members: their
+calls (a merchant's "sync now" or cancel) are few and stay outside the shares."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pikcel_jobs.db.base import utcnow
+from pikcel_jobs.db.engine import unit_of_work
+from pikcel_jobs.pikcel.limiter import RateLimiter
+from pikcel_jobs.worker.models import WorkerProcess
+
+log = logging.getLogger("pikcel_jobs.worker")
+REFRESH_SECONDS = 1.0
+LIVE_SECONDS = 3 * REFRESH_SECONDS
+FORGET_AFTER = timedelta(days=1)  # rows of workers long gone are deleted
+
+
+async def live_workers(session: AsyncSession, *, now: datetime | None = None) -> int:
+    since = (now or utcnow()) - timedelta(seconds=LIVE_SECONDS)
+    return int(
+        await session.scalar(select(func.count()).where(WorkerProcess.seen_at > since)) or 0
+    )
+
+
+class Membership:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        owner: str,
+        limiter: RateLimiter | None,
+        cap: float,
+        refresh_seconds: float = REFRESH_SECONDS,
+    ) -> None:
+        self.sessions = sessions
+        self.owner = owner
+        self.limiter = limiter
+        self.cap = cap
+        self.refresh_seconds = refresh_seconds
+        self.live = 1
+
+    @property
+    def share(self) -> float:
+        return self.cap / self.live
+
+    async def run(self) -> None:
+        """Join, then refresh until cancelled (the worker's own task)."""
+        if self.limiter is not None:
+            self.limiter.hold()
+        try:
+            while True:
+                try:
+                    others = await self.beat()
+                    break
+                except Exception:  # the database is away: nothing is sent meanwhile
+                    log.warning(
+                        "joining the workers failed (is the database migrated? 'pikcel-jobs "
+                        "migrate'); nothing is sent to PikcelAI until it works", exc_info=True,
+                    )  # fmt: skip
+                    await asyncio.sleep(self.refresh_seconds)
+            if others:
+                # Every live worker refreshes within one period: then all count us.
+                await asyncio.sleep(self.refresh_seconds * 1.5)
+                await self.beat()
+        finally:
+            if self.limiter is not None:
+                self.limiter.release()
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            try:
+                await self.beat()
+            except Exception:  # keep the last share; the next beat tries again
+                log.warning("refreshing the worker row failed", exc_info=True)
+
+    async def beat(self) -> int:
+        """Refresh our row, count the live workers, pace the limiter at our share;
+        returns how many others are live."""
+        now = utcnow()
+        async with unit_of_work(self.sessions) as session:
+            touched = await session.execute(
+                update(WorkerProcess).where(WorkerProcess.id == self.owner).values(seen_at=now)
+            )
+            if not getattr(touched, "rowcount", 0):
+                session.add(WorkerProcess(
+                    id=self.owner, host=socket.gethostname()[:255], pid=os.getpid(),
+                    started_at=now, seen_at=now,
+                ))  # fmt: skip
+                await session.execute(
+                    delete(WorkerProcess).where(WorkerProcess.seen_at < now - FORGET_AFTER)
+                )
+                await session.flush()
+            live = await live_workers(session, now=now)
+        changed = max(1, live) != self.live
+        self.live = max(1, live)
+        if self.limiter is not None:
+            self.limiter.set_rate(self.share)
+        if changed:
+            log.info("%d worker(s) live: this one sends up to %.1f requests/s to PikcelAI",
+                     self.live, self.share)  # fmt: skip
+        return self.live - 1
+
+    async def leave(self) -> None:
+        async with unit_of_work(self.sessions) as session:
+            await session.execute(delete(WorkerProcess).where(WorkerProcess.id == self.owner))
