@@ -1,15 +1,19 @@
-"""PikcelAI simulator: GET /api/jobs/{id} req/s, bare httpx loop vs PikcelClient (ratio).
+"""PikcelAI simulator: GET /api/jobs/{id} req/s, bare loops vs PikcelClient (ratio).
 
 Starts the simulator as a subprocess (`python -m pikcel_sim.pikcel.cli`, so it does not
 share a GIL with the load generator), creates N jobs through bulk dispatch, then runs
-alternating rounds of the same load at concurrency C:
+rounds of the same load at concurrency C, under uvloop (as the worker runs):
 
-* bare: an `httpx.AsyncClient` loop, one GET per job id, checking the status code;
+* bare aiohttp: an `aiohttp.ClientSession` loop, one GET per job id, status checked and
+  body read: the PikcelClient's own HTTP stack with nothing around it, and the cheapest
+  client here, so the closest to the simulator's own throughput;
+* bare httpx: the same loop over `httpx.AsyncClient` (the first session's baseline;
+  httpcore costs about 1.2 ms of CPU per request, so this loop is bound by itself);
 * client: `PikcelClient.get_job` through its RateLimiter (rate set far above what is
   reached, concurrency = C, so it does not bind) and its retry layer, returning a typed Job.
 
-Rounds alternate which side goes first; the ratio is the median of the per-pair
-client/bare ratios (target >= 0.8), so a busy machine's drift hits both sides alike.
+The order of the three rotates each round; the ratio is the median of the per-round
+client/bare-aiohttp ratios (target >= 0.8), so a busy machine's drift hits all alike.
 
     .venv/bin/python bench/pikcel_sim_throughput.py [--jobs 2000] [--concurrency 32]
         [--seconds 1.5] [--rounds 8]
@@ -26,9 +30,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
+import aiohttp
 import httpx
+import uvloop
 
 from pikcel_jobs.pikcel import PikcelClient, RateLimiter
 
@@ -100,44 +107,62 @@ async def run_load(
 
 
 Round = tuple[float, float]  # req/s, CPU us per request in the load generator
+BareCall = Callable[[str], Awaitable[None]]
+
+
+@asynccontextmanager
+async def bare_loops(url: str, concurrency: int) -> AsyncIterator[dict[str, BareCall]]:
+    """A plain `GET /api/jobs/{id}` (status checked, body read) over each HTTP stack,
+    with a pool of `concurrency` connections: "aiohttp" and "httpx"."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with (
+        httpx.AsyncClient(base_url=url, limits=limits, timeout=30, headers=headers) as hx,
+        aiohttp.ClientSession(
+            headers=headers, connector=aiohttp.TCPConnector(limit=concurrency),
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as session,
+    ):  # fmt: skip
+
+        async def via_httpx(job_id: str) -> None:
+            response = await hx.get(f"/api/jobs/{job_id}")
+            if response.status_code != 200:
+                raise RuntimeError(f"HTTP {response.status_code}")
+
+        async def via_aiohttp(job_id: str) -> None:
+            async with session.get(f"{url}/api/jobs/{job_id}") as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+
+        yield {"aiohttp": via_aiohttp, "httpx": via_httpx}
 
 
 async def bench(
     url: str, ids: list[str], concurrency: int, seconds: float, rounds: int
-) -> tuple[list[Round], list[Round]]:
-    """Alternating rounds (bare first, then client first, ...) so drift in the machine's
-    load hits both sides alike; each pair gives one client/bare ratio."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    bare_http = httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
-                                  headers={"Authorization": f"Bearer {API_KEY}"})
+) -> dict[str, list[Round]]:
+    """Rounds of the bare loops and the client, the order rotating each round so drift
+    in the machine's load hits each side alike."""
     limiter = RateLimiter(1_000_000, concurrency=concurrency)
     client = PikcelClient(url, API_KEY, limiter=limiter, timeout=30, max_attempts=4)
-
-    async def bare(job_id: str) -> None:
-        response = await bare_http.get(f"/api/jobs/{job_id}")
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}")
 
     async def typed(job_id: str) -> None:
         await client.get_job(job_id)
 
     try:
-        await run_load(bare, ids, concurrency, 1.0)  # warm up both pools
-        await run_load(typed, ids, concurrency, 1.0)
-        bare_rates: list[Round] = []
-        client_rates: list[Round] = []
-        for n in range(rounds):
-            if n % 2 == 0:
-                bare_rates.append(await run_load(bare, ids, concurrency, seconds))
-                client_rates.append(await run_load(typed, ids, concurrency, seconds))
-            else:
-                client_rates.append(await run_load(typed, ids, concurrency, seconds))
-                bare_rates.append(await run_load(bare, ids, concurrency, seconds))
+        async with bare_loops(url, concurrency) as bare:
+            sides: dict[str, BareCall] = {**bare, "client": typed}
+            for call in sides.values():  # warm up every pool
+                await run_load(call, ids, concurrency, 1.0)
+            results: dict[str, list[Round]] = {name: [] for name in sides}
+            names = list(sides)
+            for n in range(rounds):
+                for name in names[n % 3 :] + names[: n % 3]:
+                    results[name].append(await run_load(sides[name], ids, concurrency, seconds))
         if client.retries:
             print(f"note: the client retried {client.retries} time(s)")
-        return bare_rates, client_rates
+        return results
     finally:
-        await bare_http.aclose()
         await client.aclose()
 
 
@@ -156,18 +181,17 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         ids = asyncio.run(create_jobs(url, args.jobs))
         print(f"created {len(ids)} jobs in {time.monotonic() - started:.1f}s")
-        bare_rates, client_rates = asyncio.run(
-            bench(url, ids, args.concurrency, args.seconds, args.rounds))
+        results = uvloop.run(bench(url, ids, args.concurrency, args.seconds, args.rounds))
         counters = httpx.get(f"{url}/_sim/counters", timeout=5).json()
     finally:
         process.terminate()
         process.wait(timeout=10)
 
-    bare = statistics.median(r for r, _ in bare_rates)
-    typed = statistics.median(r for r, _ in client_rates)
-    ratio = statistics.median(c[0] / b[0] for b, c in zip(bare_rates, client_rates, strict=True))
-    bare_cpu = statistics.median(cpu for _, cpu in bare_rates)
-    typed_cpu = statistics.median(cpu for _, cpu in client_rates)
+    def ratio_to(base: str) -> float:
+        pairs = zip(results[base], results["client"], strict=True)
+        return statistics.median(c[0] / b[0] for b, c in pairs)
+
+    ratio = ratio_to("aiohttp")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -177,17 +201,18 @@ def main(argv: list[str]) -> int:
         f"concurrency {args.concurrency}, {args.rounds} rounds of {args.seconds:g}s, "
         f"{len(ids)} jobs"
     )
+    for name, label in (("aiohttp", "bare aiohttp"), ("httpx", "bare httpx"),
+                        ("client", "PikcelClient")):  # fmt: skip
+        rounds = results[name]
+        print(
+            f"{label:13}: {statistics.median(r for r, _ in rounds):8.0f} req/s, "
+            f"{statistics.median(c for _, c in rounds):5.0f} us CPU/req here   (rounds: "
+            f"{', '.join(f'{r:.0f}' for r, _ in rounds)})"
+        )
     print(
-        f"bare httpx loop : {bare:8.0f} req/s, {bare_cpu:5.0f} us CPU/req here   (rounds: "
-        f"{', '.join(f'{r:.0f}' for r, _ in bare_rates)})"
-    )
-    print(
-        f"PikcelClient    : {typed:8.0f} req/s, {typed_cpu:5.0f} us CPU/req here   (rounds: "
-        f"{', '.join(f'{r:.0f}' for r, _ in client_rates)})"
-    )
-    print(
-        f"ratio client/bare (median of paired rounds): {ratio:.2f} (target >= 0.80) -> "
-        f"{'OK' if ratio >= 0.8 else 'BELOW TARGET'}"
+        f"ratio client/bare aiohttp (median of rounds): {ratio:.2f} (target >= 0.80) -> "
+        f"{'OK' if ratio >= 0.8 else 'BELOW TARGET'}; client/bare httpx: "
+        f"{ratio_to('httpx'):.2f}"
     )
     print(
         f"simulator: max {counters['max_rps']} req in any 1 s window, "

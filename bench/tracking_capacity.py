@@ -7,11 +7,13 @@ told). Per engine, a fresh database gets one already-dispatched job per remote j
 `pikcel-jobs worker` processes start (SQLite: 1; PostgreSQL: 4) with a rate cap far above
 what is reached. Then:
 
-1. capacity: alternating rounds of the workers alone (the simulator's own count of
-   `GET /api/jobs/{id}` over the round) and, with the workers stopped (SIGSTOP), a bare
-   `httpx` loop from this process at the same total upstream concurrency against the
-   same simulator (`pikcel_sim_throughput.run_load`). Ratio = median of paired rounds
-   (target >= 0.8);
+1. capacity: rounds of the workers alone (the simulator's own count of
+   `GET /api/jobs/{id}` over the round) and, with the workers stopped (SIGSTOP), the
+   simulator benchmark's bare loops from this process at the same total upstream
+   concurrency against the same simulator (`pikcel_sim_throughput.bare_loops`): aiohttp
+   (the workers' own HTTP stack with nothing around it) and httpx (the first session's
+   baseline, bound by httpcore's own CPU). The order rotates each round. Ratio = median
+   over rounds of workers / bare aiohttp (target >= 0.8); workers / bare httpx beside it;
 2. lag: a random sample of jobs is completed at the simulator (`POST /_sim/jobs/{id}/
    complete`) while the workers run; lag = our `job_events` row for the completion minus
    the simulator's `completed_at`, waited for up to --lag-wait seconds;
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -61,7 +64,7 @@ from bench._support import (
     start_workers,
     stopping,
 )
-from bench.pikcel_sim_throughput import run_load
+from bench.pikcel_sim_throughput import bare_loops, run_load
 from pikcel_jobs.db.migrate import upgrade
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -78,8 +81,10 @@ class EngineResult:
     concurrency: int
     seed_s: float = 0.0
     worker_rates: list[float] = field(default_factory=list)
-    bare_rates: list[float] = field(default_factory=list)
-    ratios: list[float] = field(default_factory=list)
+    bare_rates: list[float] = field(default_factory=list)  # bare aiohttp loop
+    bare_httpx_rates: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)  # workers / bare aiohttp
+    ratios_httpx: list[float] = field(default_factory=list)
     worker_cpu_us: list[float] = field(default_factory=list)  # workers' CPU per GET
     sim_cpu_us_worker: list[float] = field(default_factory=list)  # simulator CPU per GET
     sim_cpu_us_bare: list[float] = field(default_factory=list)
@@ -99,6 +104,10 @@ class EngineResult:
         return median(self.ratios)
 
     @property
+    def ratio_httpx(self) -> float:
+        return median(self.ratios_httpx)
+
+    @property
     def cap_ok(self) -> bool:
         return self.cap_max_rps <= self.cap
 
@@ -113,7 +122,7 @@ def worker_settings(url: str, concurrency: int, workers: int, rps: float) -> dic
     per = max(1, concurrency // workers)
     return {
         "PIKCEL_API_URL": url, "PIKCEL_API_KEY": API_KEY, "UPSTREAM_RPS": rps / workers,
-        "UPSTREAM_CONCURRENCY": per, "WORKER_CONCURRENCY": 2 * per, "WORKER_BATCH_SIZE": 50,
+        "UPSTREAM_CONCURRENCY": per, "WORKER_CONCURRENCY": 4 * per, "WORKER_BATCH_SIZE": 50,
         "POLL_INITIAL_SECONDS": 2, "POLL_MAX_SECONDS": 60, "LEASE_SECONDS": 60,
         "JOB_DEADLINE_SECONDS": 86400, "APP_URL": "http://127.0.0.1:9",
     }  # fmt: skip
@@ -144,15 +153,6 @@ async def capacity_rounds(
     r: EngineResult, sim: httpx.AsyncClient, sim_pid: int, procs: list[Proc], ids: list[str],
     rounds: int, seconds: float,
 ) -> None:  # fmt: skip
-    limits = httpx.Limits(max_connections=r.concurrency, max_keepalive_connections=r.concurrency)
-    bare_http = httpx.AsyncClient(base_url=str(sim.base_url), limits=limits, timeout=30,
-                                  headers={"Authorization": f"Bearer {API_KEY}"})  # fmt: skip
-
-    async def bare(job_id: str) -> None:
-        response = await bare_http.get(f"/api/jobs/{job_id}")
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}")
-
     async def worker_round() -> None:
         for proc in procs:
             proc.resume()
@@ -172,30 +172,39 @@ async def capacity_rounds(
         r.sim_cpu_us_worker.append((cpu_seconds(sim_pid) - sim0) / max(gets, 1) * 1e6)
         r.uncapped_max_rps = max(r.uncapped_max_rps, int(data["max_rps"]))
 
-    async def bare_round() -> None:
-        sim0 = cpu_seconds(sim_pid)
-        rate, _ = await run_load(bare, ids, r.concurrency, seconds)
-        r.bare_rates.append(rate)
-        r.sim_cpu_us_bare.append((cpu_seconds(sim_pid) - sim0) / max(rate * seconds, 1) * 1e6)
+    async with bare_loops(str(sim.base_url), r.concurrency) as bare:
 
-    try:
-        for proc in procs:
-            proc.pause()
-        await run_load(bare, ids, r.concurrency, 1.0)  # warm the pool
-        for n in range(rounds):
-            order = (worker_round, bare_round) if n % 2 == 0 else (bare_round, worker_round)
-            for step in order:
-                await step()
-            r.ratios.append(r.worker_rates[-1] / r.bare_rates[-1])
-            r.load.append(os.getloadavg()[0])
-            console.print(
-                f"  round {n + 1}: workers {r.worker_rates[-1]:6.0f} GET/s, bare "
-                f"{r.bare_rates[-1]:6.0f} req/s, ratio {r.ratios[-1]:.2f}, load {r.load[-1]:.1f}"
-            )
-    finally:
-        for proc in procs:
-            proc.resume()
-        await bare_http.aclose()
+        async def aiohttp_round() -> None:
+            sim0 = cpu_seconds(sim_pid)
+            rate, _ = await run_load(bare["aiohttp"], ids, r.concurrency, seconds)
+            r.bare_rates.append(rate)
+            r.sim_cpu_us_bare.append((cpu_seconds(sim_pid) - sim0) / max(rate * seconds, 1) * 1e6)
+
+        async def httpx_round() -> None:
+            rate, _ = await run_load(bare["httpx"], ids, r.concurrency, seconds)
+            r.bare_httpx_rates.append(rate)
+
+        try:
+            for proc in procs:
+                proc.pause()
+            for call in bare.values():  # warm the pools
+                await run_load(call, ids, r.concurrency, 1.0)
+            steps = [worker_round, aiohttp_round, httpx_round]
+            for n in range(rounds):
+                for step in steps[n % 3 :] + steps[: n % 3]:
+                    await step()
+                r.ratios.append(r.worker_rates[-1] / r.bare_rates[-1])
+                r.ratios_httpx.append(r.worker_rates[-1] / r.bare_httpx_rates[-1])
+                r.load.append(os.getloadavg()[0])
+                console.print(
+                    f"  round {n + 1}: workers {r.worker_rates[-1]:6.0f} GET/s, bare aiohttp "
+                    f"{r.bare_rates[-1]:6.0f} req/s (ratio {r.ratios[-1]:.2f}), bare httpx "
+                    f"{r.bare_httpx_rates[-1]:6.0f} req/s (ratio {r.ratios_httpx[-1]:.2f}), "
+                    f"load {r.load[-1]:.1f}"
+                )
+        finally:
+            for proc in procs:
+                proc.resume()
 
 
 async def lag_phase(
@@ -293,8 +302,9 @@ def fmt_lag(r: EngineResult, q: float) -> str:
 
 def summary(results: list[EngineResult]) -> Table:
     table = Table(title="Tracking capacity (polling only, webhooks off)")
-    columns = ("engine", "workers", "active jobs", "workers GET/s", "bare GET/s",
-               "ratio (≥ 0.8)", "workers CPU/GET", "sim CPU/GET w|b", "lag p50", "lag p99",
+    columns = ("engine", "workers", "active jobs", "workers GET/s", "bare aiohttp GET/s",
+               "ratio (≥ 0.8)", "bare httpx GET/s", "ratio to httpx", "workers CPU/GET",
+               "sim CPU/GET w|b", "lag p50", "lag p99",
                "seen", "cycle N/R", "cap", "GET/s capped", "max_rps", "cap kept",
                "load")  # fmt: skip
     for col in columns:
@@ -302,7 +312,8 @@ def summary(results: list[EngineResult]) -> Table:
     for r in results:
         table.add_row(
             r.engine, str(r.workers), f"{r.jobs:,}", f"{median(r.worker_rates):.0f}",
-            f"{median(r.bare_rates):.0f}", f"{r.ratio:.2f}", f"{median(r.worker_cpu_us):.0f} µs",
+            f"{median(r.bare_rates):.0f}", f"{r.ratio:.2f}", f"{median(r.bare_httpx_rates):.0f}",
+            f"{r.ratio_httpx:.2f}", f"{median(r.worker_cpu_us):.0f} µs",
             f"{median(r.sim_cpu_us_worker):.0f}|{median(r.sim_cpu_us_bare):.0f} µs",
             fmt_lag(r, 50), fmt_lag(r, 99), f"{len(r.lags)}/{r.lag_sample}",
             f"{r.cycle_s:.0f} s", f"{r.cap:.0f}/s", f"{r.cap_rate:.0f}", str(r.cap_max_rps),
@@ -322,10 +333,13 @@ def markdown(results: list[EngineResult], args: argparse.Namespace, create_s: fl
         f"process) holds {args.jobs:,} remote jobs (bulk dispatch, {create_s:.0f} s); each "
         f"engine gets one dispatched job per remote job (`insert_jobs`, status processing, "
         f"due). *Workers GET/s* is the simulator's count of `GET /api/jobs/{{id}}` while only "
-        f"the `pikcel-jobs worker` processes run; *bare* is `httpx` from the benchmark "
-        f"process at the same total upstream concurrency ({args.concurrency}) while the "
-        f"workers are SIGSTOPped; {args.rounds} alternating rounds of {args.seconds:g} s, "
-        f"ratio = median of paired rounds. *CPU/GET* is process CPU time per request "
+        f"the `pikcel-jobs worker` processes run (WORKER_CONCURRENCY 4x their upstream "
+        f"connections); *bare* are the simulator benchmark's plain GET loops from the "
+        f"benchmark process (uvloop) at the same total upstream concurrency "
+        f"({args.concurrency}) while the workers are SIGSTOPped: *aiohttp* is the workers' "
+        f"own HTTP stack with nothing around it (the ratio's baseline), *httpx* the first "
+        f"session's baseline; {args.rounds} rounds of {args.seconds:g} s, the order "
+        f"rotating, ratio = median over rounds. *CPU/GET* is process CPU time per request "
         f"(independent of machine load). *Lag*: {args.lag_sample} random jobs completed at "
         f"the simulator while the workers run; our completion event minus the simulator's "
         f"`completed_at`, waited for {args.lag_wait:g} s (later ones are censored: `> wait`). "
@@ -334,15 +348,17 @@ def markdown(results: list[EngineResult], args: argparse.Namespace, create_s: fl
         f"UPSTREAM_RPS totalling half their uncapped rate; *max_rps* is the simulator's "
         f"highest count in any 1 s window. Machine: {machine()}.",
         "",
-        "| engine | workers | workers GET/s | bare GET/s | ratio (≥ 0.8) | workers CPU/GET "
+        "| engine | workers | workers GET/s | bare aiohttp GET/s | ratio (≥ 0.8) "
+        "| bare httpx GET/s | ratio to httpx | workers CPU/GET "
         "| sim CPU/GET workers / bare | lag p50 | lag p99 | seen in wait | cycle N/R "
         "| cap | GET/s at cap | max_rps | cap kept | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.engine} | {r.workers} | {median(r.worker_rates):.0f} | "
-            f"{median(r.bare_rates):.0f} | {r.ratio:.2f} | {median(r.worker_cpu_us):.0f} µs | "
+            f"{median(r.bare_rates):.0f} | {r.ratio:.2f} | {median(r.bare_httpx_rates):.0f} | "
+            f"{r.ratio_httpx:.2f} | {median(r.worker_cpu_us):.0f} µs | "
             f"{median(r.sim_cpu_us_worker):.0f} / {median(r.sim_cpu_us_bare):.0f} µs | "
             f"{fmt_lag(r, 50)} | {fmt_lag(r, 99)} | {len(r.lags)}/{r.lag_sample} | "
             f"{r.cycle_s:.0f} s | {r.cap:.0f}/s | {r.cap_rate:.0f} | {r.cap_max_rps} | "
@@ -379,7 +395,7 @@ def main(argv: list[str]) -> int:
             for engine in args.engines.split(","):
                 with fresh_database(engine, workdir) as url:
                     upgrade(url)
-                    results.append(asyncio.run(
+                    results.append(uvloop.run(
                         run_engine(engine, url, sim_url, sim.pid, ids, args, workdir)))  # fmt: skip
     finally:
         if os.environ.get("PIKCEL_BENCH_KEEP") != "1":  # keep the process logs to debug
