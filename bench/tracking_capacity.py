@@ -18,8 +18,8 @@ what is reached. Then:
    complete`) while the workers run; lag = our `job_events` row for the completion minus
    the simulator's `completed_at`, waited for up to --lag-wait seconds;
 3. cap: the workers are restarted with UPSTREAM_RPS set to half the rate they reached
-   (split across the processes); the simulator's `max_rps` (requests in any 1 s window)
-   must stay at or under the cap.
+   (the global cap, which the live worker processes share: worker/membership.py); the
+   simulator's `max_rps` (requests in any 1 s window) must stay at or under the cap.
 
     .venv/bin/python -m bench tracking_capacity [--jobs 100000] [--engines sqlite,postgresql]
         [--concurrency 16] [--rounds 6] [--seconds 2.5] [--lag-sample 100] [--lag-wait 60]
@@ -121,7 +121,7 @@ class EngineResult:
 def worker_settings(url: str, concurrency: int, workers: int, rps: float) -> dict[str, object]:
     per = max(1, concurrency // workers)
     return {
-        "PIKCEL_API_URL": url, "PIKCEL_API_KEY": API_KEY, "UPSTREAM_RPS": rps / workers,
+        "PIKCEL_API_URL": url, "PIKCEL_API_KEY": API_KEY, "UPSTREAM_RPS": rps,  # global
         "UPSTREAM_CONCURRENCY": per, "WORKER_CONCURRENCY": 4 * per, "WORKER_BATCH_SIZE": 50,
         "POLL_INITIAL_SECONDS": 2, "POLL_MAX_SECONDS": 60, "LEASE_SECONDS": 60,
         "JOB_DEADLINE_SECONDS": 86400, "APP_URL": "http://127.0.0.1:9",
@@ -286,7 +286,7 @@ async def run_engine(
             await lag_phase(r, sim, database_url, ids, args.lag_sample, args.lag_wait)
             r.errors += count_errors(procs)
         half = median(r.worker_rates) * 0.5
-        console.print(f"  cap: restarting with UPSTREAM_RPS totalling {half:.0f}")
+        console.print(f"  cap: restarting with UPSTREAM_RPS (global) {half:.0f}")
         await cap_phase(r, sim, database_url, workdir, args.cap_seconds)
     return r
 
@@ -345,7 +345,7 @@ def markdown(results: list[EngineResult], args: argparse.Namespace, create_s: fl
         f"`completed_at`, waited for {args.lag_wait:g} s (later ones are censored: `> wait`). "
         f"*Cycle N/R* = active jobs / GET rate: with every job overdue the queue is FIFO, so "
         f"polling-only lag is uniform over one cycle. *Cap*: workers restarted with "
-        f"UPSTREAM_RPS totalling half their uncapped rate; *max_rps* is the simulator's "
+        f"UPSTREAM_RPS (the global cap they share) at half their uncapped rate; *max_rps* is the simulator's "
         f"highest count in any 1 s window. Machine: {machine()}.",
         "",
         "| engine | workers | workers GET/s | bare aiohttp GET/s | ratio (≥ 0.8) "
