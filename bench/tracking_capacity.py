@@ -345,8 +345,8 @@ def markdown(results: list[EngineResult], args: argparse.Namespace, create_s: fl
         f"`completed_at`, waited for {args.lag_wait:g} s (later ones are censored: `> wait`). "
         f"*Cycle N/R* = active jobs / GET rate: with every job overdue the queue is FIFO, so "
         f"polling-only lag is uniform over one cycle. *Cap*: workers restarted with "
-        f"UPSTREAM_RPS (the global cap they share) at half their uncapped rate; *max_rps* is the simulator's "
-        f"highest count in any 1 s window. Machine: {machine()}.",
+        f"UPSTREAM_RPS (the global cap they share) at half their uncapped rate; *max_rps* "
+        f"is the simulator's highest count in any 1 s window. Machine: {machine()}.",
         "",
         "| engine | workers | workers GET/s | bare aiohttp GET/s | ratio (≥ 0.8) "
         "| bare httpx GET/s | ratio to httpx | workers CPU/GET "
