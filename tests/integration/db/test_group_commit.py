@@ -118,3 +118,34 @@ async def test_stop_answers_whoever_still_waits(sessions: Sessions) -> None:
         writer.queue.put_nowait((item, future))
     await writer.stop()
     assert all(isinstance(f.exception(), RuntimeError) for f in futures)
+
+
+async def test_a_lingering_writer_takes_what_comes_meanwhile_in_one_batch(
+    sessions: Sessions,
+) -> None:
+    """Polls linger: items that come within the linger share the first one's
+    transaction, even when they arrive one by one."""
+    apply = Recorder()
+    writer = GroupCommit(sessions, apply, name="test", linger=0.2)
+    items = names(5)
+    try:
+        tasks = []
+        for item in items:
+            tasks.append(asyncio.create_task(writer.submit(item)))
+            await asyncio.sleep(0.01)
+        assert await asyncio.gather(*tasks) == [i.upper() for i in items]
+    finally:
+        await writer.stop()
+    assert apply.batches == [5]
+    assert await stored(sessions, items) == set(items)
+
+
+async def test_stopping_while_a_batch_lingers_answers_it_unwritten(sessions: Sessions) -> None:
+    writer = GroupCommit(sessions, Recorder(), name="test", linger=5.0)
+    items = names(2)
+    tasks = [asyncio.create_task(writer.submit(i)) for i in items]
+    await asyncio.sleep(0.05)  # taken from the queue, lingering
+    await asyncio.wait_for(writer.stop(), 1)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert await stored(sessions, items) == set()
