@@ -70,11 +70,15 @@ class DueJob(Protocol):
     def remote_output_url(self) -> str | None: ...
     @property
     def lease_owner(self) -> str | None: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def poll_interval_seconds(self) -> float: ...
 
 
 DUE_JOB_COLUMNS = (
     "id", "shop", "status", "attempt", "pikcel_job_id", "cancel_requested_at", "deadline_at",
-    "output_key", "remote_output_url", "lease_owner",
+    "output_key", "remote_output_url", "lease_owner", "progress", "poll_interval_seconds",
 )  # fmt: skip
 
 
@@ -218,13 +222,28 @@ async def poll(ctx: WorkerContext, job: DueJob) -> None:
                 1, max(row.poll_interval_seconds, exc.retry_after or 0)
             )
         return
-    await poll_writes(ctx).submit(Polled(job.id, remote))
+    seen = None
+    if job.pikcel_job_id == remote.id and only_reschedules(job.status, job.progress, remote):
+        seen = Seen(job.status, job.progress, job.poll_interval_seconds)
+    await poll_writes(ctx).submit(Polled(job.id, remote, seen))
+
+
+@dataclass(frozen=True)
+class Seen:
+    """An active row as the claim leased it."""
+
+    status: str
+    progress: int
+    interval: float
 
 
 @dataclass(frozen=True)
 class Polled:
     job_id: str
     remote: RemoteJob
+    # Given when the answer only reschedules the row as the claim saw it: it is then
+    # written by a compare-and-set on that state, with no read first.
+    seen: Seen | None = None
 
 
 def poll_writes(ctx: WorkerContext) -> GroupCommit[Polled, None]:
@@ -240,52 +259,102 @@ def poll_writes(ctx: WorkerContext) -> GroupCommit[Polled, None]:
     return writer
 
 
+JOBS = table_of(Job)
+# "Still working", as the claim saw the row: next poll time, lease given back.
+RESCHEDULE_AS_SEEN = (
+    update(JOBS)
+    .where(
+        JOBS.c.id == bindparam("b_id"), JOBS.c.lease_owner == bindparam("b_owner"),
+        JOBS.c.status == bindparam("b_status"), JOBS.c.progress == bindparam("b_progress"),
+        JOBS.c.pikcel_job_id == bindparam("b_remote"),
+        JOBS.c.poll_interval_seconds == bindparam("b_seen_interval"),
+    )
+    .values(poll_interval_seconds=bindparam("b_interval"), next_attempt_at=bindparam("b_next"),
+            lease_owner=None, lease_expires_at=None)
+)  # fmt: skip
+
+
 async def write_polls(
     session: AsyncSession, polled: list[Polled], *, ctx: WorkerContext
 ) -> list[Exception | None]:
-    """Most answers only say "still working": those rows get their next poll time in one
-    Core statement; the rest (a status move, more progress, another remote job) go
-    through the state machine as ORM rows. Every row is locked first and must still
-    be leased by us."""
-    table = table_of(Job)
+    """Most answers only say "still working" about a row as the claim saw it: those are
+    written by one compare-and-set statement for the batch, with nothing read first.
+    Rows that changed meanwhile (a webhook), and every other answer, are locked, checked
+    to be still ours and written from their current state (`write_checked`)."""
     conn = await session.connection()
-    ids = sorted({p.job_id for p in polled})
-    look = (
-        select(table.c.id, table.c.lease_owner, table.c.status, table.c.progress,
-               table.c.pikcel_job_id, table.c.poll_interval_seconds)
-        .where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
-    )  # fmt: skip
-    found = {row.id: row for row in await conn.execute(look)}
     now = utcnow()
     results: list[Exception | None] = [None] * len(polled)
+    rest = dict(enumerate(polled))
+    hoped = {n: p for n, p in rest.items() if p.seen is not None}
+    if hoped:
+        params = {n: _reschedule(p, ctx, now) for n, p in hoped.items()}
+        # Rows in id order, as every batch writer locks them: no deadlock between them.
+        ordered = sorted(params.values(), key=lambda row: str(row["b_id"]))
+        written = await conn.execute(RESCHEDULE_AS_SEEN, ordered)
+        if written.rowcount == len(params):
+            done = set(hoped)
+        else:  # which ones: ours carry our next poll time and no lease
+            look = select(JOBS.c.id, JOBS.c.lease_owner, JOBS.c.next_attempt_at).where(
+                JOBS.c.id.in_({p.job_id for p in hoped.values()})
+            )
+            now_rows = {row.id: row for row in await conn.execute(look)}
+            done = {
+                n for n, p in hoped.items()
+                if (row := now_rows.get(p.job_id)) is not None and row.lease_owner is None
+                and row.next_attempt_at == params[n]["b_next"]
+            }  # fmt: skip
+        rest = {n: p for n, p in rest.items() if n not in done}
+    if rest:
+        await write_checked(session, rest, results, ctx=ctx, now=now)
+    return results
+
+
+def _reschedule(p: Polled, ctx: WorkerContext, now: datetime) -> dict[str, object]:
+    assert p.seen is not None
+    interval = next_poll_delay(
+        p.seen.interval, changed=False,
+        initial=ctx.settings.poll_initial_seconds, cap=ctx.settings.poll_max_seconds,
+    )  # fmt: skip
+    return {
+        "b_id": p.job_id, "b_owner": ctx.owner, "b_status": p.seen.status,
+        "b_progress": p.seen.progress, "b_remote": p.remote.id,
+        "b_seen_interval": p.seen.interval, "b_interval": interval,
+        "b_next": now + timedelta(seconds=interval),
+    }  # fmt: skip
+
+
+async def write_checked(
+    session: AsyncSession, polled: dict[int, Polled], results: list[Exception | None], *,
+    ctx: WorkerContext, now: datetime,
+) -> None:  # fmt: skip
+    """Lock the rows, check each is still leased by us, then write each answer from the
+    row's current state: "still working" by one Core statement for all, the rest (a
+    status move, more progress, another remote job) through the state machine."""
+    conn = await session.connection()
+    ids = sorted({p.job_id for p in polled.values()})
+    look = (
+        select(JOBS.c.id, JOBS.c.lease_owner, JOBS.c.status, JOBS.c.progress,
+               JOBS.c.pikcel_job_id, JOBS.c.poll_interval_seconds)
+        .where(JOBS.c.id.in_(ids)).order_by(JOBS.c.id).with_for_update()
+    )  # fmt: skip
+    found = {row.id: row for row in await conn.execute(look)}
     quiet: list[dict[str, object]] = []
     busy: dict[int, Polled] = {}
-    for n, p in enumerate(polled):
+    for n, p in polled.items():
         row = found.get(p.job_id)
         if row is None or row.lease_owner != ctx.owner:
             results[n] = LeaseLost(p.job_id)
         elif row.pikcel_job_id == p.remote.id and only_reschedules(
             row.status, row.progress, p.remote
         ):
-            interval = next_poll_delay(
-                row.poll_interval_seconds, changed=False,
-                initial=ctx.settings.poll_initial_seconds, cap=ctx.settings.poll_max_seconds,
-            )  # fmt: skip
-            quiet.append({"b_id": row.id, "b_interval": interval,
-                          "b_next": now + timedelta(seconds=interval)})  # fmt: skip
+            seen = Seen(row.status, row.progress, row.poll_interval_seconds)
+            quiet.append(_reschedule(Polled(p.job_id, p.remote, seen), ctx, now))
         else:
             busy[n] = p
-    if quiet:
-        await conn.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(poll_interval_seconds=bindparam("b_interval"),
-                    next_attempt_at=bindparam("b_next"), lease_owner=None, lease_expires_at=None),
-            quiet,
-        )  # fmt: skip
+    if quiet:  # these rows are locked now: the compare-and-set holds
+        await conn.execute(RESCHEDULE_AS_SEEN, quiet)
     if busy:
         await write_news(session, busy, ctx=ctx, now=now)
-    return results
 
 
 async def write_news(
