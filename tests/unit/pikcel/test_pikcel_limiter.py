@@ -125,3 +125,20 @@ async def test_nothing_is_granted_while_held() -> None:
     limiter.release()
     await asyncio.wait_for(waiting, 1)
     assert limiter.granted == 1
+
+
+async def test_shares_of_a_cap_add_up_to_no_more_than_the_cap() -> None:
+    """Three workers sharing 20/s: however their grants fall, each holds at most
+    floor(20/3) = 6 in any one-second window, so 18 <= 20 in all (paced at 95% of 6.67,
+    each could have granted 7: 21)."""
+    share = 20 / 3
+    limiter = RateLimiter(share, concurrency=4)
+    grants: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot():
+            grants.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(8)))
+    worst = max(sum(1 for t in grants if start <= t <= start + 1.0) for start in grants)
+    assert worst <= int(share)
