@@ -144,6 +144,7 @@ class PikcelClient:
                 connector=aiohttp.TCPConnector(limit=self._connections),
                 headers=self._headers,
                 timeout=self._timeout,
+                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as httpx honoured them
             )
             self._session, self._session_loop = session, loop
         return session
