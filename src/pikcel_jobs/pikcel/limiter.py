@@ -2,7 +2,8 @@
 
 Every HTTP attempt, retries included, goes through `async with limiter.slot():`. The
 semaphore is taken first, then a token, then the request is sent at once, so tokens are
-never spent by requests still queued for a connection. With `burst=1` consecutive grants
+never spent by requests still queued for a connection. The bucket holds `burst` tokens
+(by default 2 ms worth, at least one: `BURST_SECONDS`). With `burst=1` consecutive grants
 are at least `1/rate` apart (a late wake-up is not caught up, an early one is slept
 out), so any 1-second window sees at most `rate` requests; in general at most
 `rate + burst - 1`. Tokens come at `PACING` x `rate`: requests leave the process a
@@ -22,19 +23,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 PACING = 0.95
+# Tokens the bucket holds by default: what accrues in this long, at least one. Timers
+# tick in milliseconds, so above ~500/s one grant per wake-up could not keep up (the
+# worker's limiter delivered 56-61% of a 1,300/s cap with a bucket of one).
+BURST_SECONDS = 0.002
 
 
 class RateLimiter:
-    def __init__(self, rate: float, *, concurrency: int = 10, burst: int = 1) -> None:
+    def __init__(self, rate: float, *, concurrency: int = 10, burst: int | None = None) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0 requests per second")
-        if concurrency < 1 or burst < 1:
+        if concurrency < 1 or (burst is not None and burst < 1):
             raise ValueError("concurrency and burst must be >= 1")
         self.concurrency = concurrency
-        self.burst = burst
+        self._fixed_burst = burst
+        self.burst = self._burst_for(float(rate))
         self.rate = float(rate)
         self._pace = self._pace_for(self.rate)
-        self._tokens = float(burst)
+        self._tokens = float(self.burst)
         self._last = time.monotonic()
         self._lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -51,7 +57,13 @@ class RateLimiter:
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self._pace)
         self._last = now
         self.rate = float(rate)
+        self.burst = self._burst_for(self.rate)
         self._pace = self._pace_for(self.rate)
+
+    def _burst_for(self, rate: float) -> int:
+        if self._fixed_burst is not None:
+            return self._fixed_burst
+        return max(1, int(rate * BURST_SECONDS))
 
     def _pace_for(self, rate: float) -> float:
         if rate > self.burst:
@@ -93,10 +105,10 @@ class RateLimiter:
             yield
 
 
-_shared: dict[tuple[float, int, int], RateLimiter] = {}
+_shared: dict[tuple[float, int, int | None], RateLimiter] = {}
 
 
-def shared_limiter(rate: float, concurrency: int, burst: int = 1) -> RateLimiter:
+def shared_limiter(rate: float, concurrency: int, burst: int | None = None) -> RateLimiter:
     """The process's one limiter for these settings (every client made with it shares it)."""
     key = (float(rate), concurrency, burst)
     limiter = _shared.get(key)
