@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -28,7 +29,7 @@ from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -133,6 +134,9 @@ class PikcelClient:
         )
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        # HTTP(S)_PROXY / NO_PROXY, as httpx honoured them, read once: aiohttp's
+        # `trust_env` reads them, and ~/.netrc in a thread, on every request.
+        self._proxy = _env_proxy(base)
 
     def _open_session(self) -> aiohttp.ClientSession:
         """The pooled session, made in the running loop on first use (aiohttp binds a
@@ -144,7 +148,6 @@ class PikcelClient:
                 connector=aiohttp.TCPConnector(limit=self._connections),
                 headers=self._headers,
                 timeout=self._timeout,
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as httpx honoured them
             )
             self._session, self._session_loop = session, loop
         return session
@@ -438,7 +441,7 @@ class PikcelClient:
             try:
                 async with self._open_session().request(
                     method, self.base_url + path, params=params, json=json, data=body,
-                    headers=headers,
+                    headers=headers, proxy=self._proxy,
                 ) as response:  # fmt: skip
                     answer = Answer(
                         response.status, response.reason or "", response.headers,
@@ -477,6 +480,13 @@ def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
     return f"{where}: {first['msg']}"
+
+
+def _env_proxy(base_url: str) -> str | None:
+    parts = urlsplit(base_url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _network_error(exc: Exception, method: str, path: str) -> PikcelNetworkError:

@@ -125,3 +125,12 @@ def test_retry_delays() -> None:
     assert 1.5 <= client._retry_delay(limited, 1, retry_500=False) <= 1.75
     assert client._retry_delay(PikcelBadResponse("x", 200), 1, retry_500=False) is None
     assert client._retry_delay(PikcelNetworkError("x"), 1, retry_500=False) is not None
+
+
+def test_the_proxy_comes_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "pikcel.internal")
+    assert PikcelClient("https://api.pikcel.test", "k")._proxy == "http://proxy.internal:3128"
+    assert PikcelClient("https://pikcel.internal", "k")._proxy is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert PikcelClient("https://api.pikcel.test", "k")._proxy is None
