@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,10 @@ def run_demo(host: str, port: int, fresh: bool) -> None:
     upgrade(settings.database_url)
     console.print(f"[green]✓[/] database ready ({settings.database_url.split('://', 1)[0]})")
     servers = start_simulators(settings, port)
+    # SIGTERM stops the demo as Ctrl-C does: uvicorn re-raises the signal it caught once
+    # it has shut down, and with the default action the process would die before the
+    # worker gives back its leases and its place among the workers.
+    signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     try:
         asyncio.run(serve(settings, host, port))
     except KeyboardInterrupt:
