@@ -48,6 +48,10 @@ class RateLimiter:
         self.waited_seconds = 0.0
         self._open = asyncio.Event()
         self._open.set()
+        self._held = False
+        # Monotonic time after which nothing is granted until `renew` (a worker whose
+        # place among the workers is not refreshed must stop: the others stop counting it).
+        self.expires_at: float | None = None
 
     def set_rate(self, rate: float) -> None:
         """Change the rate from now on (a worker's share of the global cap changed)."""
@@ -73,14 +77,25 @@ class RateLimiter:
     def hold(self) -> None:
         """Grant nothing until `release` (a joining worker waits for the others to
         count it before it spends its share: worker/membership.py)."""
+        self._held = True
         self._open.clear()
 
     def release(self) -> None:
+        self._held = False
         self._open.set()
+
+    def renew(self, until: float) -> None:
+        """Grant until monotonic time `until` (and again if expired meanwhile)."""
+        self.expires_at = until
+        if not self._held:
+            self._open.set()
 
     async def acquire_token(self) -> None:
         """Wait for one token (FIFO among waiters)."""
-        if not self._open.is_set():
+        while not self._open.is_set() or (
+            self.expires_at is not None and time.monotonic() > self.expires_at
+        ):
+            self._open.clear()  # held, or expired: wait for `release` / `renew`
             await self._open.wait()
         async with self._lock:
             while True:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -54,6 +55,7 @@ class Membership:
         self.cap = cap
         self.refresh_seconds = refresh_seconds
         self.live = 1
+        self.joined_at = utcnow()
 
     @property
     def share(self) -> float:
@@ -75,8 +77,7 @@ class Membership:
                     )  # fmt: skip
                     await asyncio.sleep(self.refresh_seconds)
             if others:
-                # Every live worker refreshes within one period: then all count us.
-                await asyncio.sleep(self.refresh_seconds * 1.5)
+                await self.wait_until_counted()
                 await self.beat()
         finally:
             if self.limiter is not None:
@@ -88,10 +89,31 @@ class Membership:
             except Exception:  # keep the last share; the next beat tries again
                 log.warning("refreshing the worker row failed", exc_info=True)
 
+    async def wait_until_counted(self) -> None:
+        """Until every other live worker has refreshed since we joined (each refresh
+        counts the live rows after writing its own): then all of them count us. One
+        that does not refresh within LIVE_SECONDS stops counting, and stops sending."""
+        deadline = time.monotonic() + LIVE_SECONDS + self.refresh_seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self.refresh_seconds / 4)
+            since = utcnow() - timedelta(seconds=LIVE_SECONDS)
+            async with unit_of_work(self.sessions, read_only=True) as session:
+                behind = await session.scalar(
+                    select(func.count()).where(
+                        WorkerProcess.id != self.owner, WorkerProcess.seen_at > since,
+                        WorkerProcess.seen_at <= self.joined_at,
+                    )
+                )
+            if not behind:
+                return
+
     async def beat(self) -> int:
-        """Refresh our row, count the live workers, pace the limiter at our share;
-        returns how many others are live."""
+        """Refresh our row, count the live workers, pace the limiter at our share and
+        let it grant until shortly before the others would stop counting us; returns
+        how many others are live."""
+        started = time.monotonic()
         now = utcnow()
+        inserted = False
         async with unit_of_work(self.sessions) as session:
             touched = await session.execute(
                 update(WorkerProcess).where(WorkerProcess.id == self.owner).values(seen_at=now)
@@ -105,11 +127,15 @@ class Membership:
                     delete(WorkerProcess).where(WorkerProcess.seen_at < now - FORGET_AFTER)
                 )
                 await session.flush()
+                inserted = True
             live = await live_workers(session, now=now)
+        if inserted:  # committed: a refresh that starts after this counts us
+            self.joined_at = utcnow()
         changed = max(1, live) != self.live
         self.live = max(1, live)
         if self.limiter is not None:
             self.limiter.set_rate(self.share)
+            self.limiter.renew(started + LIVE_SECONDS - self.refresh_seconds)
         if changed:
             log.info("%d worker(s) live: this one sends up to %.1f requests/s to PikcelAI",
                      self.live, self.share)  # fmt: skip
