@@ -285,23 +285,22 @@ async def write_polls(
     now = utcnow()
     results: list[Exception | None] = [None] * len(polled)
     rest = dict(enumerate(polled))
-    hoped = {n: p for n, p in rest.items() if p.seen is not None}
-    if hoped:
-        params = {n: _reschedule(p, ctx, now) for n, p in hoped.items()}
+    params = {n: _reschedule(p, p.seen, ctx, now) for n, p in rest.items() if p.seen}
+    if params:
         # Rows in id order, as every batch writer locks them: no deadlock between them.
         ordered = sorted(params.values(), key=lambda row: str(row["b_id"]))
         written = await conn.execute(RESCHEDULE_AS_SEEN, ordered)
         if written.rowcount == len(params):
-            done = set(hoped)
+            done = set(params)
         else:  # which ones: ours carry our next poll time and no lease
             look = select(JOBS.c.id, JOBS.c.lease_owner, JOBS.c.next_attempt_at).where(
-                JOBS.c.id.in_({p.job_id for p in hoped.values()})
+                JOBS.c.id.in_({row["b_id"] for row in params.values()})
             )
             now_rows = {row.id: row for row in await conn.execute(look)}
             done = {
-                n for n, p in hoped.items()
-                if (row := now_rows.get(p.job_id)) is not None and row.lease_owner is None
-                and row.next_attempt_at == params[n]["b_next"]
+                n for n, mine in params.items()
+                if (row := now_rows.get(mine["b_id"])) is not None and row.lease_owner is None
+                and row.next_attempt_at == mine["b_next"]
             }  # fmt: skip
         rest = {n: p for n, p in rest.items() if n not in done}
     if rest:
@@ -309,16 +308,16 @@ async def write_polls(
     return results
 
 
-def _reschedule(p: Polled, ctx: WorkerContext, now: datetime) -> dict[str, object]:
-    assert p.seen is not None
+def _reschedule(p: Polled, seen: Seen, ctx: WorkerContext, now: datetime) -> dict[str, object]:
+    """Parameters of `RESCHEDULE_AS_SEEN` for answer `p` about the row in state `seen`."""
     interval = next_poll_delay(
-        p.seen.interval, changed=False,
+        seen.interval, changed=False,
         initial=ctx.settings.poll_initial_seconds, cap=ctx.settings.poll_max_seconds,
     )  # fmt: skip
     return {
-        "b_id": p.job_id, "b_owner": ctx.owner, "b_status": p.seen.status,
-        "b_progress": p.seen.progress, "b_remote": p.remote.id,
-        "b_seen_interval": p.seen.interval, "b_interval": interval,
+        "b_id": p.job_id, "b_owner": ctx.owner, "b_status": seen.status,
+        "b_progress": seen.progress, "b_remote": p.remote.id,
+        "b_seen_interval": seen.interval, "b_interval": interval,
         "b_next": now + timedelta(seconds=interval),
     }  # fmt: skip
 
@@ -348,7 +347,7 @@ async def write_checked(
             row.status, row.progress, p.remote
         ):
             seen = Seen(row.status, row.progress, row.poll_interval_seconds)
-            quiet.append(_reschedule(Polled(p.job_id, p.remote, seen), ctx, now))
+            quiet.append(_reschedule(p, seen, ctx, now))
         else:
             busy[n] = p
     if quiet:  # these rows are locked now: the compare-and-set holds

@@ -131,8 +131,8 @@ class Membership:
             live = await live_workers(session, now=now)
         if inserted:  # committed: a refresh that starts after this counts us
             self.joined_at = utcnow()
-        changed = max(1, live) != self.live
-        self.live = max(1, live)
+        previous, self.live = self.live, max(1, live)
+        changed = self.live != previous
         if self.limiter is not None:
             self.limiter.set_rate(self.share)
             self.limiter.renew(started + LIVE_SECONDS - self.refresh_seconds)

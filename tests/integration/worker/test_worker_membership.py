@@ -9,13 +9,13 @@ import secrets
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pikcel_jobs.db.base import utcnow
 from pikcel_jobs.db.engine import unit_of_work
 from pikcel_jobs.pikcel.limiter import RateLimiter
-from pikcel_jobs.worker.membership import LIVE_SECONDS, Membership
+from pikcel_jobs.worker.membership import LIVE_SECONDS, Membership, live_workers
 from pikcel_jobs.worker.models import WorkerProcess
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -32,10 +32,8 @@ def member(sessions: Sessions, refresh: float = 1.0) -> Membership:
 async def live_now(sessions: Sessions) -> int:
     """Workers live in the shared database before the test's own (other fixtures may
     run one)."""
-    since = utcnow() - timedelta(seconds=LIVE_SECONDS)
     async with unit_of_work(sessions, read_only=True) as session:
-        return int(await session.scalar(
-            select(func.count()).where(WorkerProcess.seen_at > since)) or 0)  # fmt: skip
+        return await live_workers(session)
 
 
 async def test_each_worker_paces_at_its_share_of_the_cap(sessions: Sessions) -> None:
